@@ -1,0 +1,3 @@
+from beamstream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Sinks: where results go (console, HDF5, dashboard), each reading the `Hub` in its own thread."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from beamstream.sinks.base import Sink
+from beamstream.sinks.hub import Hub, Snapshot
+
+__all__ = ["Hub", "Snapshot", "Sink", "make_sink", "SINK_TYPES"]
+
+#: sink type names usable in ``[[sinks]]`` tables
+SINK_TYPES = {
+    "console": "beamstream.sinks.console:ConsoleSink",
+}
+
+
+def make_sink(type_name: str, params: dict[str, Any]) -> Sink:
+    """Build a sink from its config table; ValueError for unknown types or parameters."""
+    path = SINK_TYPES.get(type_name, type_name if ":" in type_name else None)
+    if path is None:
+        raise ValueError(f"unknown sink type {type_name!r}; known: {', '.join(SINK_TYPES)}")
+    module, _, cls_name = path.partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    try:
+        return cls(**params)
+    except TypeError as e:
+        raise ValueError(f"sink {type_name!r}: {e}") from None

@@ -1,0 +1,123 @@
+"""`Hub`: the latest finalized snapshot and the recent per-train records, read by sinks.
+
+Processing publishes to the hub and never waits for a sink: each sink reads in its own thread,
+at its own pace. Per-train records are kept in a bounded buffer with sequence numbers; a sink
+that falls too far behind learns how many it missed.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from beamstream.processors.base import Result
+
+__all__ = ["Hub", "Snapshot"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Finalized results (and the states they came from) at one moment of a run."""
+
+    seq: int
+    time: float
+    results: dict[str, dict[str, Result]]
+    states: dict[str, Any] = field(repr=False)
+    status: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    final: bool = False
+
+
+class Hub:
+    """Shared between the processing loop (writer) and the sinks (readers).
+
+    Parameters
+    ----------
+    max_records
+        How many per-train records are kept for sinks that read them.
+    config_text
+        The pipeline config (TOML text), for sinks that store it.
+    """
+
+    def __init__(self, max_records: int = 10000, config_text: str = ""):
+        self.config_text = config_text
+        self.info: dict[str, Any] = {}  # run-level facts for sinks (output path, dashboard URL)
+        self._cond = threading.Condition()
+        self._snapshot: Snapshot | None = None
+        self._records: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(
+            maxlen=max_records
+        )
+        self._record_seq = 0
+        self._status: dict[str, Any] = {}
+        self._closed = False
+        self._latest_view: Any = None
+
+    # -- writer side --------------------------------------------------------------------------
+    def publish(self, snapshot: Snapshot) -> None:
+        with self._cond:
+            self._snapshot = snapshot
+            self._status = dict(snapshot.status)
+            self._cond.notify_all()
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        with self._cond:
+            self._record_seq += 1
+            self._records.append((self._record_seq, record))
+
+    def set_status(self, status: dict[str, Any]) -> None:
+        with self._cond:
+            self._status = dict(status)
+
+    def set_latest(self, latest: Any) -> None:
+        """The most recent processed train's view (e.g. for a live image); no copy."""
+        self._latest_view = latest
+
+    def close(self) -> None:
+        """No more snapshots will come (sinks finish and stop)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- reader side --------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def latest(self) -> Snapshot | None:
+        return self._snapshot
+
+    def latest_view(self) -> Any:
+        return self._latest_view
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            return dict(self._status)
+
+    def wait_snapshot(self, after_seq: int, timeout: float | None = None) -> Snapshot | None:
+        """The latest snapshot once its seq is greater than ``after_seq`` (None on timeout/close)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._snapshot is None or self._snapshot.seq <= after_seq:
+                if self._closed:
+                    return None
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(0.2 if left is None else min(left, 0.2))
+            return self._snapshot
+
+    def records_since(self, seq: int, limit: int | None = None) -> tuple[list[dict[str, Any]], int, int]:
+        """Records after ``seq``: ``(records, last_seq, missed)``; missed were already dropped."""
+        with self._cond:
+            if not self._records:
+                return [], seq, 0
+            first = self._records[0][0]
+            missed = max(0, first - seq - 1)
+            out = [r for s, r in self._records if s > seq]
+            if limit is not None:
+                out = out[:limit]
+            last = seq + missed + len(out)
+            return out, last, missed

@@ -1,0 +1,46 @@
+"""`beamstream check CONFIG`: validate a pipeline file and print the resolved pipeline."""
+
+from __future__ import annotations
+
+import argparse
+
+from beamstream.config import PipelineConfig, load_config
+from beamstream.processors.pipeline import Pipeline
+
+__all__ = ["describe_pipeline", "register"]
+
+
+def describe_pipeline(config: PipelineConfig) -> str:
+    """Build the pipeline (checking every parameter) and describe it, one step a line."""
+    pipeline = Pipeline(config)
+    src = config.source
+    lines = [
+        f"{config.path}: version {config.version}",
+        f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
+        f"policy {src.policy})",
+    ]
+    if src.detector:
+        lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
+    if config.scan:
+        lines.append(f"scan        {config.scan.source}[{config.scan.key}]")
+    lines += pipeline.describe()
+    lines += [f"sink        {s.type} {dict(s.params)}" for s in config.sinks]
+    lines.append(f"run         snapshot every {config.run.interval:g} s")
+    return "\n".join(lines)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    for path in args.config:
+        print(describe_pipeline(load_config(path)))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="validate pipeline config files and print the resolved pipelines",
+        description="Load each TOML pipeline file, build every processor (reading masks, "
+        "geometry files, ...) and print the resolved pipeline. Exit status 1 on the first error.",
+    )
+    p.add_argument("config", nargs="+", help="pipeline TOML file(s)")
+    p.set_defaults(func=_handler)

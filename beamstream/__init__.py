@@ -5,7 +5,12 @@ simulator), ``processors`` (pipeline, transforms, mergeable accumulators), ``sin
 dashboard) and ``replay`` (archived data streamed as if live).
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# numba's OpenMP threads spin between parallel calls by default; on a shared beamline machine that
+# steals the cores processing needs. Passive waiting (unless the user chose otherwise).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("beamstream")

@@ -20,6 +20,9 @@ SUBCOMMANDS = (
     "beamstream.tools.check",
     "beamstream.streamer.simulate.cli",
     "beamstream.tools.monitor",
+    "beamstream.replay.cli",
+    "beamstream.tools.merge_cmd",
+    "beamstream.sinks.dashboard.cli",
     "beamstream.processors.rixs.cli",
 )
 

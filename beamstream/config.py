@@ -158,7 +158,9 @@ class _Checker:
 
     def pipeline(self, raw: dict[str, Any], text: str) -> PipelineConfig:
         raw = self.migrate(raw)
-        self.unknown("", raw, {"version", "source", "scan", "processors", "sinks", "run", "cluster"})
+        self.unknown(
+            "", raw, {"version", "source", "scan", "processors", "sinks", "run", "cluster"}
+        )
         return PipelineConfig(
             version=CURRENT_VERSION,
             source=self.table("source", raw.get("source", {}), SourceConfig),
@@ -246,9 +248,12 @@ class _Checker:
                 raise self.fail(f"{name}.queue", "a positive integer", obj.queue)
         if isinstance(obj, ScanConfig):
             if obj.edges is not None and obj.stepsize is not None:
-                raise self.fail(f"{name}.stepsize", "either edges or stepsize, not both", obj.stepsize)
+                raise self.fail(
+                    f"{name}.stepsize", "either edges or stepsize, not both", obj.stepsize
+                )
             if obj.edges is not None and (
-                len(obj.edges) < 2 or any(b <= a for a, b in zip(obj.edges, obj.edges[1:]))
+                len(obj.edges) < 2
+                or any(b <= a for a, b in zip(obj.edges, obj.edges[1:], strict=False))
             ):
                 raise self.fail(f"{name}.edges", "at least 2 increasing numbers", list(obj.edges))
             if obj.stepsize is not None and obj.stepsize <= 0:
@@ -270,12 +275,16 @@ class _Checker:
                 raise self.fail(where, "a table", table)
             typ = table.get("type")
             if not isinstance(typ, str) or not typ:
-                raise self.fail(f"{where}.type", "a processor type name or package.module:Class", typ)
+                raise self.fail(
+                    f"{where}.type", "a processor type name or package.module:Class", typ
+                )
             name = table.get("name", typ.rsplit(":", 1)[-1])
             if not isinstance(name, str) or not name:
                 raise self.fail(f"{where} ({typ}).name", "a non-empty string", name)
             if name in names:
-                raise self.fail(f"{where} ({typ}).name", "a name not used by another processor", name)
+                raise self.fail(
+                    f"{where} ({typ}).name", "a name not used by another processor", name
+                )
             names.add(name)
             params = {k: v for k, v in table.items() if k not in ("type", "name")}
             out.append(ProcessorConfig(typ, name, MappingProxyType(params), i))

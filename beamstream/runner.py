@@ -60,6 +60,8 @@ class Runner:
         self.pipeline = Pipeline(config)  # checks every processor before anything is received
         self.hub = hub or Hub(config.run.records, config.text)
         self.sinks = list(sinks)
+        #: sinks that also take every received train (e.g. the raw recorder)
+        self._train_sinks = [s for s in self.sinks if getattr(s, "wants_trains", False)]
         self.states = states if states is not None else self.pipeline.empty_states()
         self.status = RunStatus()
         self.status_out = status_out
@@ -129,7 +131,9 @@ class Runner:
                 return
             yield train
 
-    def _loop(self, feed: Iterator[Train | None], trains: int | None, duration: float | None) -> None:
+    def _loop(
+        self, feed: Iterator[Train | None], trains: int | None, duration: float | None
+    ) -> None:
         t0 = time.monotonic()
         next_snapshot = t0 + self.config.run.interval
         next_status = t0 + self.config.run.status_interval
@@ -155,6 +159,8 @@ class Runner:
     def process(self, train: Train) -> bool:
         """Process one train into the current states; True when it was accepted."""
         self.status.seen(train.train_id)
+        for sink in self._train_sinks:
+            sink.put_train(train)  # must not block: the sink queues it for its own thread
         if train.train_id in self._recent_ids:
             self.status.reject("duplicate train id")
             return False

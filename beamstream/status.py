@@ -24,6 +24,7 @@ class RunStatus:
         self.started = time.time()
         self._t0 = time.monotonic()
         self.processed = 0
+        self.received = 0
         self.frames = 0
         self.rejected: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
@@ -34,6 +35,7 @@ class RunStatus:
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
 
     def seen(self, train_id: int) -> None:
+        self.received += 1
         if self.first_train_id is None:
             self.first_train_id = train_id
         self.last_train_id = train_id
@@ -70,7 +72,7 @@ class RunStatus:
             "run_time_s": now - self._t0,
             "started": self.started,
             "processed": self.processed,
-            "received": rx.get("received", self.processed),
+            "received": rx.get("received", self.received),
             "frames": self.frames,
             "trains_per_s": n / span if span > 0 else 0.0,
             "frames_per_s": frames / span if span > 0 else 0.0,

@@ -44,7 +44,10 @@ def test_good_config_loads_into_frozen_dataclasses():
     "change, message",
     [
         ('socket = "PULL"', None),
-        ('socket = "DEALER"', "bad.toml: source.socket: expected one of 'REQ', 'SUB', 'PULL', got 'DEALER'"),
+        (
+            'socket = "DEALER"',
+            "bad.toml: source.socket: expected one of 'REQ', 'SUB', 'PULL', got 'DEALER'",
+        ),
         ("queue = 0", "bad.toml: source.queue: expected a positive integer, got 0"),
         ("queue = -3", "bad.toml: source.queue: expected a non-negative integer, got -3"),
         ('colour = "red"', "bad.toml: source.colour: expected one of the keys"),
@@ -99,7 +102,10 @@ def test_not_toml_and_missing_file(tmp_path):
 
 
 def test_duplicate_processor_names():
-    text = GOOD + '\n[[processors]]\ntype = "tests.processors.userplugin:FrameTotals"\nname = "totals"\n'
+    text = (
+        GOOD
+        + '\n[[processors]]\ntype = "tests.processors.userplugin:FrameTotals"\nname = "totals"\n'
+    )
     # TOML appends the second table to the array; [run] came before, so rebuild the order
     text = text.replace("[run]\ninterval = 0.5\n", "") + "[run]\ninterval = 0.5\n"
     with pytest.raises(ConfigError, match=r"processors\[1\].*name: expected a name not used"):

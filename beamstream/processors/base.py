@@ -114,7 +114,7 @@ class TrainView:
         return np.array(["dark" in s for s in self.slots], dtype=bool)
 
 
-class Processor(ABC):
+class Processor:
     """Common base: a processor is built from its config table (keyword arguments).
 
     Subclasses set ``kind`` ('transform' or 'accumulator'). ``name`` is the instance name used for
@@ -129,7 +129,7 @@ class Processor(ABC):
         return f"{type(self).__name__}"
 
 
-class Transform(Processor):
+class Transform(Processor, ABC):
     """A stateless per-train step; returns the (possibly new) view or raises `Rejected`."""
 
     kind = "transform"
@@ -141,7 +141,7 @@ class Transform(Processor):
 S = TypeVar("S")
 
 
-class Accumulator(Processor, Generic[S]):
+class Accumulator(Processor, ABC, Generic[S]):
     """A stateful step whose state merges exactly.
 
     ``empty()`` returns a new state; ``update(state, view)`` adds one train in place (the hot path);

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from beamstream.processors.base import Rejected, Transform, TrainView
+from beamstream.processors.base import Rejected, TrainView, Transform
 
 __all__ = ["FrameLayout", "canonical_axes", "AXIS_ALIASES"]
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from beamstream.config import ConfigError, PipelineConfig
-from beamstream.processors.base import Accumulator, Processor, Rejected, Result, Transform, TrainView
+from beamstream.processors.base import (
+    Accumulator,
+    Processor,
+    Result,
+    TrainView,
+    Transform,
+)
 from beamstream.processors.layout import FrameLayout
 from beamstream.processors.params import ParamError
 from beamstream.processors.registry import RegistryError, resolve
@@ -48,13 +55,17 @@ class Pipeline:
         transforms: list[Transform] = []
         if cfg.source.detector:
             transforms.append(
-                FrameLayout(cfg.source.detector, cfg.source.key, cfg.source.layout, cfg.source.frame_shape)
+                FrameLayout(
+                    cfg.source.detector, cfg.source.key, cfg.source.layout, cfg.source.frame_shape
+                )
             )
         if cfg.scan is not None:
             transforms.append(self._scan_transform())
         accumulators: list[Accumulator] = []
         for pc in cfg.processors:
-            proc = self._make(pc.type, pc.name, dict(pc.params), f"processors[{pc.index}] ({pc.type})")
+            proc = self._make(
+                pc.type, pc.name, dict(pc.params), f"processors[{pc.index}] ({pc.type})"
+            )
             if isinstance(proc, Transform):
                 if accumulators:
                     raise ConfigError(
@@ -91,6 +102,9 @@ class Pipeline:
             raise ConfigError(f"{path}: {where}.type: {e}") from None
         accepted = _accepted_kwargs(cls)
         extra = {"name": name, "slots": self.slots}
+        if self.config.scan is not None:
+            extra["scan_units"] = self.config.scan.units
+        params = {k: _resolve_path(v, self.config.path) for k, v in params.items()}
         for k, v in extra.items():
             if accepted is not None and k in accepted and k not in params:
                 params[k] = v
@@ -146,6 +160,20 @@ class Pipeline:
         lines = [f"transform   {t.describe()}" for t in self.transforms]
         lines += [f"accumulator {a.name}: {a.describe()}" for a in self.accumulators]
         return lines
+
+
+_FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".nxs", ".poni", ".tif", ".tiff", ".edf")
+
+
+def _resolve_path(value: Any, config_path: str) -> Any:
+    """Relative file names in parameters are relative to the config file when they exist there."""
+    if not isinstance(value, str) or not value.lower().endswith(_FILE_SUFFIXES):
+        return value
+    p = Path(value)
+    if p.is_absolute() or config_path.startswith("<"):
+        return value
+    beside = Path(config_path).parent / p
+    return str(beside) if beside.exists() and not p.exists() else value
 
 
 def _accepted_kwargs(cls: type) -> set[str] | None:

@@ -38,7 +38,9 @@ class BinnedState:
         keys: np.ndarray | list[float] = (),
         meta: Mapping[str, object] | None = None,
     ):
-        self.specs = {n: (tuple(int(s) for s in shape), np.dtype(dt)) for n, (shape, dt) in fields.items()}
+        self.specs = {
+            n: (tuple(int(s) for s in shape), np.dtype(dt)) for n, (shape, dt) in fields.items()
+        }
         self.meta = dict(meta or {})
         self.keys = np.asarray(sorted(float(k) for k in keys), dtype=np.float64)
         self.arrays = {
@@ -80,7 +82,9 @@ class BinnedState:
             self.specs[name] = spec
             self.arrays[name] = np.zeros((len(self.keys), *spec[0]), spec[1])
         elif have != spec:
-            raise ValueError(f"field {name!r} is {have}, not {spec}: the data changed shape or type")
+            raise ValueError(
+                f"field {name!r} is {have}, not {spec}: the data changed shape or type"
+            )
         return self.arrays[name]
 
     # -- merging ------------------------------------------------------------------------------
@@ -97,7 +101,9 @@ class BinnedState:
     def merge(self, other: BinnedState) -> BinnedState:
         """A new state holding the sums of both, on the union of their bins."""
         self.compatible(other)
-        out = BinnedState({**other.specs, **self.specs}, np.union1d(self.keys, other.keys), self.meta)
+        out = BinnedState(
+            {**other.specs, **self.specs}, np.union1d(self.keys, other.keys), self.meta
+        )
         for part in (self, other):
             rows = np.searchsorted(out.keys, part.keys)
             for n, arr in part.arrays.items():

@@ -8,11 +8,23 @@ from typing import Any
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, Snapshot
 
-__all__ = ["Hub", "Snapshot", "Sink", "make_sink", "SINK_TYPES"]
+__all__ = ["Hub", "Snapshot", "Sink", "make_sink", "open_results", "SINK_TYPES"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "open_results":  # imports h5py and the pipeline: only when asked for
+        from beamstream.sinks.results import open_results
+
+        return open_results
+    raise AttributeError(name)
+
 
 #: sink type names usable in ``[[sinks]]`` tables
 SINK_TYPES = {
     "console": "beamstream.sinks.console:ConsoleSink",
+    "hdf5": "beamstream.sinks.hdf5:HDF5Sink",
+    "raw": "beamstream.sinks.recorder:RawRecorder",
+    "dashboard": "beamstream.sinks.dashboard:DashboardSink",
 }
 
 

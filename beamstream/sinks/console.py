@@ -19,7 +19,7 @@ def summarize(results: dict[str, dict[str, Any]]) -> list[str]:
     for proc, named in results.items():
         for name, res in named.items():
             data = np.asarray(res.data)
-            dims = ",".join(f"{d}={n}" for d, n in zip(res.dims, data.shape))
+            dims = ",".join(f"{d}={n}" for d, n in zip(res.dims, data.shape, strict=True))
             finite = data[np.isfinite(data)] if data.dtype.kind in "fc" else data.ravel()
             rng = f"[{finite.min():.4g} .. {finite.max():.4g}]" if finite.size else "(empty)"
             unit = f" {res.units}" if res.units else ""

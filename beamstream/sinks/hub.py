@@ -97,7 +97,7 @@ class Hub:
             return dict(self._status)
 
     def wait_snapshot(self, after_seq: int, timeout: float | None = None) -> Snapshot | None:
-        """The latest snapshot once its seq is greater than ``after_seq`` (None on timeout/close)."""
+        """The latest snapshot once its seq exceeds ``after_seq`` (None on timeout or close)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._snapshot is None or self._snapshot.seq <= after_seq:
@@ -109,7 +109,9 @@ class Hub:
                 self._cond.wait(0.2 if left is None else min(left, 0.2))
             return self._snapshot
 
-    def records_since(self, seq: int, limit: int | None = None) -> tuple[list[dict[str, Any]], int, int]:
+    def records_since(
+        self, seq: int, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], int, int]:
         """Records after ``seq``: ``(records, last_seq, missed)``; missed were already dropped."""
         with self._cond:
             if not self._records:

@@ -214,7 +214,11 @@ def _finish(data: dict, meta: dict, dims: dict, buffers: list, nbytes: int) -> T
         raise MalformedMessage("empty message", "no sources")
     if not tids:
         raise MalformedMessage("no train id", "no timestamp.tid in any source's metadata")
-    tid = min(t for t in tids if isinstance(t, int)) if all(isinstance(t, int) for t in tids) else None
+    tid = (
+        min(t for t in tids if isinstance(t, int))
+        if all(isinstance(t, int) for t in tids)
+        else None
+    )
     if tid is None or isinstance(tid, bool) or tid < 0:
         raise MalformedMessage("no train id", f"timestamp.tid {sorted(map(repr, tids))}")
     stamps = [timestamp_of(m) for m in meta.values()]
@@ -323,7 +327,9 @@ def _decode_legacy(buf: memoryview, limits: DecodeLimits, nbytes: int) -> Train:
     except MalformedMessage:
         raise
     except Exception as e:
-        raise MalformedMessage("not msgpack", f"protocol 1.0 frame: {type(e).__name__}: {e}") from None
+        raise MalformedMessage(
+            "not msgpack", f"protocol 1.0 frame: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(msg, dict) or not all(
         isinstance(s, str) and isinstance(v, dict) for s, v in msg.items()
     ):

@@ -11,7 +11,12 @@ from typing import Any
 
 import zmq
 
-from beamstream.streamer.protocol import DEFAULT_LIMITS, DecodeLimits, MalformedMessage, decode_train
+from beamstream.streamer.protocol import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    MalformedMessage,
+    decode_train,
+)
 from beamstream.streamer.ratelog import RateLimitedLog
 from beamstream.streamer.sender import normalize_endpoint
 from beamstream.streamer.train import Train
@@ -92,7 +97,9 @@ class Receiver:
         self._last_tid: int | None = None
         self._started = time.monotonic()
         self._badlog = RateLimitedLog(log, interval=5.0)
-        self._thread = threading.Thread(target=self._run, name=f"receiver {self.endpoint}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"receiver {self.endpoint}", daemon=True
+        )
         if start:
             self.start()
 
@@ -188,7 +195,10 @@ class Receiver:
                     sock.send(b"next")
                     pending_since = time.monotonic()
                 if not sock.poll(_POLL_MS, zmq.POLLIN):
-                    if pending_since is not None and time.monotonic() - pending_since > self.request_timeout:
+                    if (
+                        pending_since is not None
+                        and time.monotonic() - pending_since > self.request_timeout
+                    ):
                         sock.close(linger=0)  # a REQ socket cannot re-ask; rebuild it
                         sock = self._connect()
                         pending_since = None

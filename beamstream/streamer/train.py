@@ -20,7 +20,7 @@ class MissingData(KeyError):
 _MISSING = object()
 
 
-@dataclass
+@dataclass(eq=False)
 class Train:
     """One train: data and metadata of every source that was matched for one train id.
 
@@ -91,7 +91,10 @@ class Train:
     def array_keys(self) -> list[tuple[str, str]]:
         """``(source, key)`` of every array in the train."""
         return [
-            (src, k) for src, d in self.data.items() for k, v in d.items() if isinstance(v, np.ndarray)
+            (src, k)
+            for src, d in self.data.items()
+            for k, v in d.items()
+            if isinstance(v, np.ndarray)
         ]
 
 

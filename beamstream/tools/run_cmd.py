@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from beamstream.config import PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
+from beamstream.sinks.hub import Hub
 
-__all__ = ["run_pipeline", "register"]
+__all__ = ["run_pipeline", "register", "build_sinks"]
 
 
-def build_sinks(config: PipelineConfig) -> list[Sink]:
-    """The sinks named in the config (a console summary when none are)."""
+def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]:
+    """The sinks named in the config (a console summary when none are).
+
+    ``output`` sets the path of the config's hdf5 sink, or adds one writing there.
+    """
     tables = config.sinks or ()
-    sinks = [make_sink(s.type, dict(s.params)) for s in tables]
+    sinks = []
+    for s in tables:
+        params = dict(s.params)
+        if output is not None and s.type == "hdf5":
+            params["path"], output = output, None
+        sinks.append(make_sink(s.type, params))
+    if output is not None:
+        sinks.append(make_sink("hdf5", {"path": output}))
     if not sinks:
         sinks = [make_sink("console", {})]
     return sinks
@@ -28,9 +40,43 @@ def run_pipeline(
     trains: int | None = None,
     duration: float | None = None,
     quiet: bool = False,
+    output: str | None = None,
+    resume: str | None = None,
+    dashboard: bool | None = None,
+    dashboard_port: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``config`` with its sinks; returns the final status."""
-    runner = Runner(config, build_sinks(config), status_out=None if quiet else sys.stderr)
+    """Run ``config`` with its sinks; returns the final status.
+
+    ``resume``: a results file whose accumulator states the run continues from (refused when it
+    was made with a different pipeline); its hdf5 output defaults to that same file.
+    ``dashboard``: True adds the live dashboard (on ``dashboard_port``), False removes it, None
+    keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
+    """
+    states = None
+    if resume is not None:
+        from beamstream.sinks.hdf5 import HDF5Sink
+        from beamstream.sinks.results import load_resume
+
+        previous = load_resume(resume, config)
+        states = previous.states
+        has_hdf5 = output is not None or any(s.type == "hdf5" for s in config.sinks)
+        sinks = build_sinks(config, output if has_hdf5 else resume)
+        for sink in sinks:
+            if isinstance(sink, HDF5Sink):
+                sink.resume_from(previous.segments, previous.records_files_for(sink.path))
+    else:
+        sinks = build_sinks(config, output)
+    if dashboard is not None or dashboard_port is not None:
+        from beamstream.sinks.dashboard import dashboard_sinks
+
+        sinks = dashboard_sinks(sinks, dashboard, dashboard_port)
+    hub = Hub(config.run.records, config.text)
+    hub.info["config_path"] = str(Path(config.path).resolve()) if config.path != "<string>" else ""
+    runner = Runner(config, sinks, hub, states=states, status_out=None if quiet else sys.stderr)
+    if any(s.name == "dashboard" for s in sinks):
+        from beamstream.sinks.dashboard import connect_reset
+
+        connect_reset(sinks, runner.reset)
     return runner.run(trains=trains, duration=duration)
 
 
@@ -38,7 +84,16 @@ def _handler(args: argparse.Namespace) -> int:
     config = load_config(args.config).with_source(endpoint=args.endpoint, socket=args.socket)
     if args.timeout is not None:
         config = config.with_source(timeout=args.timeout)
-    status = run_pipeline(config, args.trains, args.duration, args.quiet)
+    status = run_pipeline(
+        config,
+        args.trains,
+        args.duration,
+        args.quiet,
+        output=args.output,
+        resume=args.resume,
+        dashboard=not args.no_dashboard,
+        dashboard_port=args.dashboard_port,
+    )
     print(
         f"processed {status['processed']} trains ({status['frames']} frames) in "
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
@@ -60,5 +115,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trains", type=int, help="stop after N trains received")
     p.add_argument("--duration", type=float, help="stop after S seconds")
     p.add_argument("--timeout", type=float, help="stop after S seconds without a train")
+    p.add_argument(
+        "-o", "--output", metavar="PATH", help="HDF5 results file (sets or adds an hdf5 sink)"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue the accumulation stored in this results file (same pipeline only); "
+        "results go to --output, or back to FILE",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line")
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the live dashboard")
+    p.add_argument(
+        "--dashboard-port",
+        type=int,
+        metavar="PORT",
+        help="port of the live dashboard on 127.0.0.1 (default 5006, or a free port when taken; "
+        "0: a free port)",
+    )
     p.set_defaults(func=_handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from beamstream.processors.base import Accumulator, Rejected, Result, Transform, TrainView
+from beamstream.processors.base import Accumulator, Rejected, Result, TrainView, Transform
 from beamstream.processors.params import positive_int
 from beamstream.processors.state import BinnedState
 

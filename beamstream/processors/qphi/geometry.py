@@ -1,0 +1,435 @@
+"""pyFAI-compatible detector geometry: per-pixel q, chi, 2theta, solid angle and polarization.
+
+Two kinds of detector are described by `DetectorGeometry`:
+
+* a **flat** detector of ``shape`` pixels of size ``pixel1`` x ``pixel2`` (pyFAI's PONI model:
+  ``dist``, ``poni1``, ``poni2``, ``rot1..3``), pixel centres at index + 0.5;
+* **pixel positions**: per-pixel ``(x, y, z)`` centres in metres of any shape (e.g. from
+  extra-geom ``get_pixel_positions()``), with ``dist`` added to ``z`` and the PONI (beam centre)
+  ``(poni2, poni1) = (x_b, y_b)`` subtracted, then the same rotations. ``x`` plays pyFAI's
+  dimension 2 and ``y`` dimension 1, as in extra-geom's ``to_pyfai_detector()``.
+
+Formulas follow pyFAI (``geometry/core.py``): detector coordinates ``p = (p1, p2, L + p3)`` are
+rotated by ``R3 R2 R1`` into ``t``; ``2theta = atan2(|t12|, t3)``, ``chi = atan2(t1, t2)``,
+``q = 4 pi sin(theta) / lambda``; solid angle ``cos^3(alpha)`` with ``cos(alpha) = p3 / |p|``
+(relative, 1 at the PONI); polarization
+``P = (1 + cos^2 2theta - f cos(2 (chi + offset)) (1 - cos^2 2theta)) / 2``.
+pyFAI is not imported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .poni import read_poni
+
+__all__ = ["DetectorGeometry", "PixelArrays", "HC_KEV_A", "q_scale", "UNITS"]
+
+#: h*c in keV * Angstrom (lambda[A] = HC_KEV_A / E[keV])
+HC_KEV_A = 12.398419843320026
+
+#: accepted radial unit spellings -> canonical name
+UNITS = {
+    "q_nm^-1": "q_nm^-1",
+    "nm^-1": "q_nm^-1",
+    "1/nm": "q_nm^-1",
+    "q_A^-1": "q_A^-1",
+    "A^-1": "q_A^-1",
+    "1/A": "q_A^-1",
+}
+
+
+def q_scale(unit: str) -> float:
+    """Factor from q in 1/m to q in ``unit`` ('q_nm^-1' or 'q_A^-1')."""
+    return {"q_nm^-1": 1e-9, "q_A^-1": 1e-10}[UNITS[unit]]
+
+
+@dataclass(frozen=True)
+class PixelArrays:
+    """Per-pixel geometry, each array of the detector's ``shape`` (float64 unless noted).
+
+    Attributes
+    ----------
+    tth
+        Scattering angle 2theta in radians.
+    chi
+        Azimuth in radians, pyFAI convention, in (-pi, pi].
+    q_m
+        Momentum transfer in 1/m (multiply by `q_scale` for nm^-1 or A^-1).
+    solid_angle
+        pyFAI's relative solid angle ``cos^3(alpha)`` (float32, 1 at the PONI).
+    cos_alpha
+        Cosine of the incidence angle on the detector.
+    """
+
+    tth: np.ndarray
+    chi: np.ndarray
+    q_m: np.ndarray
+    solid_angle: np.ndarray
+    cos_alpha: np.ndarray
+
+    def q(self, unit: str = "q_nm^-1") -> np.ndarray:
+        """q in ``unit``."""
+        return self.q_m * q_scale(unit)
+
+    def polarization(self, factor: float | None, axis_offset: float = 0.0) -> np.ndarray:
+        """pyFAI's polarization array (float32); ones when ``factor`` is None."""
+        if factor is None:
+            return np.ones(self.tth.shape, dtype=np.float32)
+        c2 = np.cos(self.tth) ** 2
+        pol = 0.5 * (1.0 + c2 - factor * np.cos(2.0 * (self.chi + axis_offset)) * (1.0 - c2))
+        return pol.astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorGeometry:
+    """One detector's geometry (flat pixel grid or explicit pixel positions).
+
+    Use the constructors `flat`, `from_poni`, `from_pixel_positions` or `from_config`; they
+    validate their arguments and raise ValueError with a readable message.
+
+    Parameters
+    ----------
+    dist
+        Sample to PONI distance along the detector normal [m], > 0.
+    poni1, poni2
+        PONI along the slow (row) and fast (column) axis [m] (for pixel positions: the beam
+        centre ``y_b`` and ``x_b`` in the positions' frame).
+    rot1, rot2, rot3
+        pyFAI rotations [rad].
+    wavelength
+        Wavelength [m], > 0.
+    shape
+        Shape of one frame of this detector, e.g. ``(256, 256)`` or ``(16, 512, 128)``.
+    pixel1, pixel2
+        Pixel size [m] of a flat detector (None for pixel positions).
+    positions
+        ``shape + (3,)`` pixel centres ``(x, y, z)`` [m], or None for a flat detector.
+    corners
+        Optional ``shape + (4, 3)`` pixel corners ``(x, y, z)`` [m] for pixel positions
+        (needed for ``split="bbox"``).
+    """
+
+    dist: float
+    poni1: float
+    poni2: float
+    rot1: float
+    rot2: float
+    rot3: float
+    wavelength: float
+    shape: tuple[int, ...]
+    pixel1: float | None = None
+    pixel2: float | None = None
+    positions: np.ndarray | None = field(default=None, repr=False)
+    corners: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"geometry.{name}: expected a finite number, got {v!r}")
+        if self.dist <= 0:
+            raise ValueError(
+                f"geometry.dist: expected a positive distance in metres, got {self.dist}"
+            )
+        if self.wavelength <= 0:
+            raise ValueError(f"geometry.wavelength: expected > 0 metres, got {self.wavelength}")
+        if not self.shape or any(int(s) <= 0 for s in self.shape):
+            raise ValueError(f"geometry.shape: expected positive sizes, got {self.shape!r}")
+        if self.positions is None:
+            for name in ("pixel1", "pixel2"):
+                v = getattr(self, name)
+                if v is None or not math.isfinite(v) or v <= 0:
+                    raise ValueError(
+                        f"geometry.{name}: expected a positive pixel size [m], got {v!r}"
+                    )
+        else:
+            if self.positions.shape != (*self.shape, 3):
+                raise ValueError(
+                    f"geometry.positions: expected shape {(*self.shape, 3)}, "
+                    f"got {self.positions.shape}"
+                )
+            if self.corners is not None and self.corners.shape != (*self.shape, 4, 3):
+                raise ValueError(
+                    f"geometry.corners: expected shape {(*self.shape, 4, 3)}, "
+                    f"got {self.corners.shape}"
+                )
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def flat(
+        cls,
+        *,
+        dist: float,
+        poni1: float,
+        poni2: float,
+        pixel1: float,
+        pixel2: float,
+        shape: tuple[int, ...] | list[int],
+        rot1: float = 0.0,
+        rot2: float = 0.0,
+        rot3: float = 0.0,
+        wavelength: float | None = None,
+        energy: float | None = None,
+    ) -> DetectorGeometry:
+        """A flat pixel detector in pyFAI's PONI model (``energy`` [keV] or ``wavelength`` [m])."""
+        return cls(
+            dist=_num("dist", dist),
+            poni1=_num("poni1", poni1),
+            poni2=_num("poni2", poni2),
+            rot1=_num("rot1", rot1),
+            rot2=_num("rot2", rot2),
+            rot3=_num("rot3", rot3),
+            wavelength=_wavelength(wavelength, energy),
+            shape=_shape(shape),
+            pixel1=_num("pixel1", pixel1),
+            pixel2=_num("pixel2", pixel2),
+        )
+
+    @classmethod
+    def from_poni(cls, path: str, **overrides: Any) -> DetectorGeometry:
+        """Read a PONI file; keyword ``overrides`` (e.g. ``shape``, ``energy``) take precedence."""
+        params = read_poni(path)
+        params.pop("poni_version", None)
+        detector = params.pop("detector", None)
+        energy = overrides.pop("energy", None)
+        if energy is not None:
+            params.pop("wavelength", None)
+        params.update({k: v for k, v in overrides.items() if v is not None})
+        if "shape" not in params:
+            raise ValueError(
+                f"PONI file {path!r} (detector {detector!r}) gives no detector shape: "
+                "set geometry.shape, e.g. shape = [1043, 981]"
+            )
+        for k in ("pixel1", "pixel2"):
+            if k not in params:
+                raise ValueError(f"PONI file {path!r} gives no {k}: set geometry.{k}")
+        return cls.flat(energy=energy, **params)
+
+    @classmethod
+    def from_pixel_positions(
+        cls,
+        positions: np.ndarray,
+        *,
+        dist: float,
+        beam_center: tuple[float, float] = (0.0, 0.0),
+        rot1: float = 0.0,
+        rot2: float = 0.0,
+        rot3: float = 0.0,
+        wavelength: float | None = None,
+        energy: float | None = None,
+        corners: np.ndarray | None = None,
+    ) -> DetectorGeometry:
+        """Per-pixel centres ``(..., 3)`` = (x, y, z) [m]; ``beam_center = (x_b, y_b)`` [m]."""
+        pos = np.ascontiguousarray(positions, dtype=np.float64)
+        if pos.ndim < 2 or pos.shape[-1] != 3:
+            raise ValueError(f"pixel positions: expected an array (..., 3), got shape {pos.shape}")
+        if len(beam_center) != 2:
+            raise ValueError(f"beam_center: expected (x, y) in metres, got {beam_center!r}")
+        cor = None if corners is None else np.ascontiguousarray(corners, dtype=np.float64)
+        return cls(
+            dist=_num("dist", dist),
+            poni1=_num("beam_center[1]", beam_center[1]),
+            poni2=_num("beam_center[0]", beam_center[0]),
+            rot1=_num("rot1", rot1),
+            rot2=_num("rot2", rot2),
+            rot3=_num("rot3", rot3),
+            wavelength=_wavelength(wavelength, energy),
+            shape=tuple(pos.shape[:-1]),
+            positions=pos,
+            corners=cor,
+        )
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> DetectorGeometry:
+        """Build from a config table: ``poni`` path, or ``positions`` (.npy path or array), or
+        the flat keywords (``dist, poni1, poni2, pixel1, pixel2, shape, rot1..3, wavelength |
+        energy``)."""
+        t = dict(table)
+        if "poni" in t:
+            path = t.pop("poni")
+            return cls.from_poni(path, **t)
+        if "positions" in t:
+            pos = t.pop("positions")
+            if isinstance(pos, str):
+                pos = _load_npy(pos, "geometry.positions")
+            corners = t.pop("corners", None)
+            if isinstance(corners, str):
+                corners = _load_npy(corners, "geometry.corners")
+            bc = t.pop("beam_center", (0.0, 0.0))
+            return cls.from_pixel_positions(pos, beam_center=tuple(bc), corners=corners, **t)
+        if "dist" not in t:
+            raise ValueError("geometry: expected a 'poni' path, 'positions', or 'dist' and friends")
+        return cls.flat(**t)
+
+    # -- identity -----------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """A short hash of everything that determines the per-pixel arrays."""
+        h = hashlib.sha1()
+        h.update(
+            repr(
+                (
+                    self.dist,
+                    self.poni1,
+                    self.poni2,
+                    self.rot1,
+                    self.rot2,
+                    self.rot3,
+                    self.wavelength,
+                    self.shape,
+                    self.pixel1,
+                    self.pixel2,
+                )
+            ).encode()
+        )
+        for arr in (self.positions, self.corners):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """Plain parameters (for state meta and results attributes)."""
+        d: dict[str, Any] = {
+            "dist": self.dist,
+            "poni1": self.poni1,
+            "poni2": self.poni2,
+            "rot1": self.rot1,
+            "rot2": self.rot2,
+            "rot3": self.rot3,
+            "wavelength": self.wavelength,
+            "shape": list(self.shape),
+        }
+        if self.positions is None:
+            d.update(pixel1=self.pixel1, pixel2=self.pixel2)
+        else:
+            d["positions_sha1"] = self.fingerprint()
+        return d
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    # -- arrays -------------------------------------------------------------------------------
+    def detector_coords(self, corners: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unrotated ``(p1, p2, p3)`` of pixel centres (or ``shape + (4,)`` corners) [m]."""
+        if self.positions is None:
+            ny, nx = self.shape
+            lead: tuple[int, ...] = ()
+            if corners:
+                i = np.arange(ny, dtype=np.float64)[:, None, None]
+                j = np.arange(nx, dtype=np.float64)[None, :, None]
+                di = np.array([0.0, 1.0, 1.0, 0.0])
+                dj = np.array([0.0, 0.0, 1.0, 1.0])
+                p1 = (i + di) * self.pixel1 - self.poni1 + np.zeros((1, nx, 1))
+                p2 = (j + dj) * self.pixel2 - self.poni2 + np.zeros((ny, 1, 1))
+                p1 = np.broadcast_to(p1, (*lead, ny, nx, 4))
+                p2 = np.broadcast_to(p2, (*lead, ny, nx, 4))
+            else:
+                i = (np.arange(ny, dtype=np.float64) + 0.5)[:, None]
+                j = (np.arange(nx, dtype=np.float64) + 0.5)[None, :]
+                p1 = np.broadcast_to(i * self.pixel1 - self.poni1, (*lead, ny, nx))
+                p2 = np.broadcast_to(j * self.pixel2 - self.poni2, (*lead, ny, nx))
+            p3 = np.full(p1.shape, self.dist)
+            return np.ascontiguousarray(p1), np.ascontiguousarray(p2), p3
+        src = self.positions
+        if corners:
+            if self.corners is None:
+                raise ValueError(
+                    "pixel splitting needs pixel corners: give geometry.corners for "
+                    "pixel-position detectors"
+                )
+            src = self.corners
+        return src[..., 1] - self.poni1, src[..., 0] - self.poni2, self.dist + src[..., 2]
+
+    def rotate(
+        self, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lab coordinates ``t = R3 R2 R1 p`` (pyFAI's rotation convention)."""
+        c1, s1 = math.cos(self.rot1), math.sin(self.rot1)
+        c2, s2 = math.cos(self.rot2), math.sin(self.rot2)
+        c3, s3 = math.cos(self.rot3), math.sin(self.rot3)
+        r1 = np.array([[1.0, 0.0, 0.0], [0.0, c1, s1], [0.0, -s1, c1]])
+        r2 = np.array([[c2, 0.0, -s2], [0.0, 1.0, 0.0], [s2, 0.0, c2]])
+        r3 = np.array([[c3, -s3, 0.0], [s3, c3, 0.0], [0.0, 0.0, 1.0]])
+        m = r3 @ r2 @ r1
+        t1 = m[0, 0] * p1 + m[0, 1] * p2 + m[0, 2] * p3
+        t2 = m[1, 0] * p1 + m[1, 1] * p2 + m[1, 2] * p3
+        t3 = m[2, 0] * p1 + m[2, 1] * p2 + m[2, 2] * p3
+        return t1, t2, t3
+
+    def angles(self, corners: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(2theta, chi)`` in radians at pixel centres (or corners)."""
+        t1, t2, t3 = self.rotate(*self.detector_coords(corners))
+        return np.arctan2(np.sqrt(t1 * t1 + t2 * t2), t3), np.arctan2(t1, t2)
+
+    def arrays(self) -> PixelArrays:
+        """Per-pixel 2theta, chi, q, solid angle (cached on the instance)."""
+        cached = self.__dict__.get("_arrays")
+        if cached is not None:
+            return cached
+        p1, p2, p3 = self.detector_coords()
+        tth, chi = self.angles()
+        q_m = 4.0 * math.pi * np.sin(0.5 * tth) / self.wavelength
+        cos_a = p3 / np.sqrt(p1 * p1 + p2 * p2 + p3 * p3)
+        sa = (cos_a**3).astype(np.float32)
+        out = PixelArrays(tth=tth, chi=chi, q_m=q_m, solid_angle=sa, cos_alpha=cos_a)
+        object.__setattr__(self, "_arrays", out)
+        return out
+
+    def deltas(self, unit: str) -> tuple[np.ndarray, np.ndarray]:
+        """pyFAI's bounding-box half widths: max |corner - centre| in q (``unit``) and chi (rad)."""
+        tth_c, chi_c = self.angles(corners=True)
+        arr = self.arrays()
+        q_c = 4.0 * math.pi * np.sin(0.5 * tth_c) / self.wavelength * q_scale(unit)
+        dq = np.abs(q_c - arr.q(unit)[..., None]).max(axis=-1)
+        dchi = np.abs(chi_c - arr.chi[..., None])
+        dchi = np.minimum(dchi, 2.0 * math.pi - dchi).max(axis=-1)
+        return dq, dchi
+
+
+def _num(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
+        raise ValueError(f"geometry.{name}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    try:
+        out = tuple(int(s) for s in shape)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"geometry.shape: expected a list of integers, got {shape!r}") from exc
+    if len(out) != 2:
+        raise ValueError(
+            f"geometry.shape: expected (rows, columns) of a flat detector, got {shape!r}"
+        )
+    return out
+
+
+def _wavelength(wavelength: float | None, energy: float | None) -> float:
+    if wavelength is not None and energy is not None:
+        raise ValueError("geometry: give either wavelength [m] or energy [keV], not both")
+    if wavelength is not None:
+        wl = _num("wavelength", wavelength)
+    elif energy is not None:
+        e = _num("energy", energy)
+        if e <= 0:
+            raise ValueError(f"geometry.energy: expected > 0 keV, got {energy!r}")
+        wl = HC_KEV_A / e * 1e-10
+    else:
+        raise ValueError("geometry: missing wavelength (metres) or energy (keV)")
+    if wl <= 0:
+        raise ValueError(f"geometry.wavelength: expected > 0 metres, got {wavelength!r}")
+    return wl
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{what}: cannot read {path!r}: {exc}") from exc

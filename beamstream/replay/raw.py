@@ -1,0 +1,149 @@
+"""`RawReader`: beamstream raw recordings (``beamstream-raw/1``, see `sinks.recorder`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import msgpack
+import numpy as np
+
+from beamstream.replay.base import FormatError, Reader
+from beamstream.replay.select import Include, TrainRange, wanted, wanted_source
+from beamstream.sinks.h5layout import from_json, open_h5
+from beamstream.sinks.recorder import RAW_FORMAT
+from beamstream.streamer.train import Train
+
+__all__ = ["RawReader", "is_raw"]
+
+
+def _unname(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def is_raw(f: h5py.File) -> bool:
+    fmt = f.attrs.get("beamstream_format", "")
+    return str(fmt.decode() if isinstance(fmt, bytes) else fmt).startswith("beamstream-raw/")
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(np.maximum(counts, 0), out=out[1:])
+    return out
+
+
+class _Blob:
+    """One source's msgpack pieces (metadata or plain values), all loaded into memory."""
+
+    def __init__(self, group: h5py.Group, n: int):
+        self.counts = group["count"][:n]
+        self.offsets = _offsets(self.counts)
+        self.bytes = group["bytes"][: self.offsets[-1]].tobytes()
+
+    def get(self, pos: int) -> dict[str, Any] | None:
+        if self.counts[pos] < 0:
+            return None
+        piece = self.bytes[self.offsets[pos] : self.offsets[pos + 1]]
+        if len(piece) != self.counts[pos]:
+            raise ValueError("truncated msgpack piece")
+        return msgpack.unpackb(piece, raw=False, strict_map_key=False)
+
+
+class _Array:
+    def __init__(self, group: h5py.Group, n: int):
+        self.data = group["data"]
+        self.counts = group["count"][:n]
+        self.offsets = _offsets(self.counts)
+        self.ndim = int(self.data.attrs.get("ndim", self.data.ndim))
+        self.key = str(self.data.attrs["key"])
+        dims = self.data.attrs.get("dims")
+        self.dims = tuple(from_json(dims)) if dims is not None else None
+
+    def get(self, pos: int) -> np.ndarray | None:
+        c = int(self.counts[pos])
+        if c < 0:
+            return None
+        lo = int(self.offsets[pos])
+        if lo + c > self.data.shape[0]:
+            raise ValueError(f"array {self.key!r} truncated")
+        arr = self.data[lo : lo + c] if c else np.zeros((0, *self.data.shape[1:]), self.data.dtype)
+        return arr.reshape(()) if self.ndim == 0 else arr
+
+
+class RawReader(Reader):
+    """Read a raw recording back as the trains that were recorded (identical content).
+
+    Parameters
+    ----------
+    path
+        A file written by `beamstream.sinks.recorder.RawWriter` / the ``raw`` sink.
+    trains, include
+        Selection (see `Reader`); unselected arrays are not read at all.
+    """
+
+    format = "raw"
+
+    def __init__(
+        self,
+        path: str | Path,
+        trains: str | TrainRange | None = None,
+        include: Sequence[str | Include] | None = None,
+    ):
+        super().__init__(path, trains, include)
+        self._f = open_h5(self.path)
+        try:
+            if not is_raw(self._f) or "index/train_id" not in self._f:
+                raise FormatError(
+                    f"{self.path}: not a beamstream raw recording (expected attribute "
+                    f"beamstream_format={RAW_FORMAT!r} and /index/train_id)"
+                )
+            self._open()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _open(self) -> None:
+        f = self._f
+        lengths = [len(f["index/train_id"]), len(f["index/timestamp"])]
+        sources = f.get("sources", {})
+        for sg in sources.values():
+            lengths += [len(sg["meta/count"]), len(sg["plain/count"])]
+            lengths += [len(ag["count"]) for ag in sg.get("arrays", {}).values()]
+        n = min(lengths)  # a killed writer may have extended some datasets only
+        self.train_ids = f["index/train_id"][:n].astype(np.int64)
+        self.timestamps = f["index/timestamp"][:n]
+        self._sources: dict[str, tuple[_Blob, _Blob, list[_Array]]] = {}
+        for name, sg in sources.items():
+            src = _unname(name)
+            if not wanted_source(self.includes, src):
+                continue
+            arrays = [_Array(ag, n) for ag in sg.get("arrays", {}).values()]
+            arrays = [a for a in arrays if wanted(self.includes, src, a.key)]
+            self._sources[src] = (_Blob(sg["meta"], n), _Blob(sg["plain"], n), arrays)
+
+    def _read(self, pos: int) -> Train | None:
+        data: dict[str, dict[str, Any]] = {}
+        meta: dict[str, dict[str, Any]] = {}
+        dims: dict[str, dict[str, tuple[str, ...]]] = {}
+        for src, (mblob, pblob, arrays) in self._sources.items():
+            m = mblob.get(pos)
+            if m is None:
+                continue
+            values = pblob.get(pos) or {}
+            for a in arrays:
+                arr = a.get(pos)
+                if arr is not None:
+                    values[a.key] = arr
+                    if a.dims:
+                        dims.setdefault(src, {})[a.key] = a.dims
+            data[src] = values
+            meta[src] = m
+        if not data:
+            return None
+        ts = float(self.timestamps[pos])
+        return Train(int(self.train_ids[pos]), None if np.isnan(ts) else ts, data, meta, dims)
+
+    def close(self) -> None:
+        self._f.close()

@@ -1,0 +1,206 @@
+"""Panels fed by the live run rather than by results: latest image, per-train scalars, status."""
+
+from __future__ import annotations
+
+import collections
+import html
+import math
+import time
+from typing import Any
+
+import numpy as np
+from bokeh.layouts import column, row
+from bokeh.models import ColumnDataSource, Div, Select
+from bokeh.plotting import figure
+
+from beamstream.sinks.dashboard import prep
+from beamstream.sinks.dashboard.panels import WIDTH, Controls, ImageView
+
+__all__ = ["LatestImagePanel", "RecordsPanel", "StatusPanel", "latest_frames_image"]
+
+#: status fields put into the ``status_source`` (one row), in this order
+STATUS_FIELDS = (
+    "processed",
+    "last_train_id",
+    "latest_train_id",
+    "trains_per_s",
+    "frames_per_s",
+    "latency_p50_s",
+    "latency_p99_s",
+    "run_time_s",
+    "epoch",
+    "seq",
+    "updated",
+    "update",
+)
+
+
+def latest_frames_image(view: Any, slot: str | None) -> np.ndarray | None:
+    """Mean of the latest train's accepted frames (of ``slot`` when it is a pattern slot)."""
+    frames = getattr(view, "frames", None)
+    if frames is None or frames.shape[0] == 0:
+        return None
+    idx = view.accepted()
+    slots = tuple(getattr(view, "slots", ()))
+    if slot in slots and view.frame_slot is not None:
+        chosen = np.flatnonzero(view.frame_slot == slots.index(slot))
+        idx = chosen if chosen.size else idx
+    if idx.size == 0:
+        idx = np.arange(frames.shape[0])
+    if idx.size == 1:
+        return np.asarray(frames[int(idx[0])], dtype=np.float32)
+    if idx.size == frames.shape[0]:
+        return frames.mean(axis=0, dtype=np.float32)
+    return frames[idx].mean(axis=0, dtype=np.float32)
+
+
+class LatestImagePanel:
+    """The latest processed train's detector image (mean of its accepted frames)."""
+
+    def __init__(self, mask: np.ndarray | None = None):
+        self.image = ImageView("latest", "latest train", mask)
+        self.layout = column(self.image.fig, name="panel:latest")
+        self.train_id: int | None = None
+
+    def update(self, view: Any, controls: Controls) -> bool:
+        """Show ``view``'s frames; False when there is nothing to show."""
+        img = latest_frames_image(view, controls.selection.slot)
+        if img is None:
+            return False
+        self.train_id = int(view.train_id)
+        slot = controls.selection.slot
+        what = f" slot={slot}" if slot in getattr(view, "slots", ()) else ""
+        self.image.fig.title.text = f"latest train {self.train_id}{what}"
+        self.image.show(img, controls)
+        return True
+
+
+class RecordsPanel:
+    """Per-train scalars vs train id (rolling window), three plots with a choice of value each."""
+
+    DEFAULTS = ("accepted_frames", "frames", "scan_value")
+
+    def __init__(self, history: int = 2000, plots: int = 3):
+        self.history = int(history)
+        self.columns: dict[str, collections.deque[float]] = {
+            k: collections.deque(maxlen=self.history) for k in ("train_id", *self.DEFAULTS)
+        }
+        self.source = ColumnDataSource({k: np.zeros(0) for k in self.columns}, name="records")
+        self.selects: list[Select] = []
+        self.figs = []
+        x_range = None
+        for i in range(plots):
+            default = self.DEFAULTS[i] if i < len(self.DEFAULTS) else "train_id"
+            sel = Select(title=f"value {i + 1}", value=default, options=[default], width=200)
+            fig = figure(
+                width=WIDTH,
+                height=180,
+                x_axis_label="train id",
+                y_axis_label=default,
+                tools="pan,xwheel_zoom,box_zoom,reset,save",
+                name=f"records:{i}",
+                **({"x_range": x_range} if x_range is not None else {}),
+            )
+            x_range = fig.x_range
+            line = fig.line("train_id", default, source=self.source)
+            marks = fig.scatter("train_id", default, source=self.source, size=3)
+            sel.on_change("value", self._chooser(fig, line, marks))
+            self.selects.append(sel)
+            self.figs.append(fig)
+        self.layout = column(
+            *[row(f, s) for f, s in zip(self.figs, self.selects, strict=True)], name="panel:records"
+        )
+
+    @staticmethod
+    def _chooser(fig: Any, line: Any, marks: Any):  # noqa: ANN205 - a Bokeh callback
+        def choose(attr: str, old: str, new: str) -> None:
+            line.glyph.y = new
+            marks.glyph.y = new
+            fig.yaxis.axis_label = new
+
+        return choose
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        """Append records (streamed to the browser; the whole table only when keys change)."""
+        if not records:
+            return
+        rows = [prep.numeric_scalars(r) for r in records]
+        keys = set().union(*rows) | {"train_id"}
+        new_keys = keys - set(self.columns)
+        n_old = len(self.columns.get("train_id", ()))
+        for k in new_keys:
+            self.columns[k] = collections.deque([math.nan] * n_old, maxlen=self.history)
+        for r in rows:
+            for k, col in self.columns.items():
+                col.append(r.get(k, math.nan))
+        if new_keys or len(self.source.data["train_id"]) == 0:
+            self.source.data = {k: np.asarray(v) for k, v in self.columns.items()}
+            options = sorted(k for k in self.columns if k != "train_id") + ["train_id"]
+            for sel in self.selects:
+                sel.options = options
+        else:
+            n = min(len(rows), self.history)
+            new = {k: np.asarray(list(v)[-n:]) for k, v in self.columns.items()}
+            self.source.stream(new, rollover=self.history)
+
+
+class StatusPanel:
+    """Rates, drops by reason, latency, last train id, run time, output file, URL."""
+
+    def __init__(self) -> None:
+        self.div = Div(text="<b>waiting for data…</b>", width=WIDTH, name="status")
+        self.source = ColumnDataSource({k: [math.nan] for k in STATUS_FIELDS}, name="status_source")
+        self.layout = column(self.div, name="panel:status")
+
+    def update(
+        self,
+        status: dict[str, Any],
+        info: dict[str, Any],
+        latest_id: int | None,
+        seq: int,
+        epoch: int,
+        update: int = 0,
+    ) -> None:
+        """Show ``status`` and ``info``; ``update`` numbers the update (the page acknowledges)."""
+
+        def ms(v: Any) -> str:
+            return "-" if v is None else f"{1e3 * v:.1f} ms"
+
+        def num(v: Any) -> float:
+            return float(v) if isinstance(v, int | float) and v is not None else math.nan
+
+        values = {k: num(status.get(k)) for k in STATUS_FIELDS}
+        values.update(
+            latest_train_id=num(latest_id),
+            seq=float(seq),
+            updated=time.time(),
+            update=float(update),
+        )
+        values["epoch"] = num(status.get("epoch", epoch))
+        self.source.data = {k: [v] for k, v in values.items()}
+        drops = status.get("drops") or {}
+        drop_txt = (
+            ", ".join(f"{html.escape(str(k))}: {v}" for k, v in sorted(drops.items())) or "none"
+        )
+        items = [
+            ("trains/s", f"{num(status.get('trains_per_s')):.1f}"),
+            ("frames/s", f"{num(status.get('frames_per_s')):.0f}"),
+            ("processed", status.get("processed", "-")),
+            ("drops", drop_txt),
+            (
+                "latency p50 / p99",
+                f"{ms(status.get('latency_p50_s'))} / {ms(status.get('latency_p99_s'))}",
+            ),
+            ("last train id", status.get("last_train_id", "-")),
+            ("run time", f"{num(status.get('run_time_s')):.1f} s"),
+            ("epoch", values["epoch"] if math.isfinite(values["epoch"]) else epoch),
+        ]
+        for k, v in sorted(info.items()):
+            if k != "dashboard_url":
+                items.append((str(k), v))
+        cells = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"
+            f"<td>{v if k == 'drops' else html.escape(str(v))}</td></tr>"
+            for k, v in items
+        )
+        self.div.text = f"<table>{cells}</table>"

@@ -1,0 +1,354 @@
+"""Panel factories: a Bokeh layout per result, chosen by the dims the result declares.
+
+Every panel owns its ColumnDataSources (named ``<role>:<processor>.<result>`` so that tests and
+browsers can find them with ``get_model_by_name``) and an ``update(results, view)`` method that
+fills them from a processor's finalized results. Used by the live app and, statically, by the
+report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from bokeh.layouts import column, row
+from bokeh.models import (
+    BoxAnnotation,
+    ColorBar,
+    ColumnDataSource,
+    LayoutDOM,
+    LinearColorMapper,
+)
+from bokeh.palettes import Category10_10, Viridis256
+from bokeh.plotting import figure
+
+from beamstream.processors.base import Result
+from beamstream.sinks.dashboard import prep
+from beamstream.sinks.dashboard.prep import Kind, Selection
+
+__all__ = ["Controls", "ImageView", "Panel", "make_panel", "PANEL_TYPES"]
+
+WIDTH = 520
+COLORS = list(Category10_10)
+
+
+@dataclass
+class Controls:
+    """The display settings shared by all panels of a document."""
+
+    selection: Selection = field(default_factory=Selection)
+    scale: str = "linear"  # or "log"
+    levels: tuple[float, float] | None = None  # None: auto
+    roi: tuple[int, int, int, int] | None = None  # (x0, x1, y0, y1) detector pixels
+    max_image: int = 512
+
+
+class ImageView:
+    """A figure with one image glyph, a colour bar, an ROI box and an optional mask overlay."""
+
+    def __init__(self, name: str, title: str, mask: np.ndarray | None = None, height: int = 380):
+        self.name = name
+        self.source = ColumnDataSource(
+            {
+                "image": [np.zeros((1, 1), np.float32)],
+                "x": [0.0],
+                "y": [0.0],
+                "dw": [1.0],
+                "dh": [1.0],
+            },
+            name=f"image:{name}",
+        )
+        self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1, nan_color=(0, 0, 0, 0))
+        self.fig = figure(
+            title=title,
+            width=WIDTH,
+            height=height,
+            match_aspect=True,
+            name=f"figure:{name}",
+            tools="pan,wheel_zoom,box_zoom,reset,hover,save",
+            tooltips=[("x", "$x{0.0}"), ("y", "$y{0.0}"), ("value", "@image")],
+        )
+        self.fig.image("image", "x", "y", "dw", "dh", source=self.source, color_mapper=self.mapper)
+        self.fig.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
+        # numeric edges from the start: Bokeh's default edges are models, and replacing a model
+        # value makes the document recompute its whole model graph
+        self.roi = BoxAnnotation(
+            left=0,
+            right=1,
+            bottom=0,
+            top=1,
+            fill_alpha=0.0,
+            line_color="red",
+            line_width=2,
+            visible=False,
+        )
+        self.fig.add_layout(self.roi)
+        self.mask = mask
+        self.mask_source: ColumnDataSource | None = None
+        if mask is not None:
+            self.mask_source = ColumnDataSource(dict(self.source.data), name=f"mask:{name}")
+            overlay = LinearColorMapper(
+                palette=["#00000000", "#ff0000"], low=0, high=1, nan_color=(0, 0, 0, 0)
+            )
+            self.fig.image(
+                "image",
+                "x",
+                "y",
+                "dw",
+                "dh",
+                source=self.mask_source,
+                color_mapper=overlay,
+                global_alpha=0.5,
+            )
+        self.shape: tuple[int, int] | None = None  # full-resolution (ny, nx) of the last image
+
+    def show(
+        self,
+        img: np.ndarray,
+        controls: Controls,
+        res: Result | None = None,
+        data_dims: tuple[str, ...] = prep.PIXEL_DIMS,
+    ) -> None:
+        """Decimate, scale and put a 2-D (or ``(module, y, x)``) image into the source."""
+        full = prep.flatten_modules(img)
+        small, _ = prep.decimate(full, controls.max_image)
+        drawn, lo, hi = prep.color_levels(small, controls.scale, controls.levels)
+        x, y, dw, dh, xl, yl = prep.image_geometry(res, full.shape, data_dims)
+        self.shape = full.shape
+        self.source.data = {"image": [drawn], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}
+        self.mapper.update(low=lo, high=hi)
+        self.fig.xaxis.axis_label, self.fig.yaxis.axis_label = xl, yl
+        pixels = data_dims[-2:] == prep.PIXEL_DIMS
+        if pixels and controls.roi is not None:
+            x0, x1, y0, y1 = controls.roi
+            self.roi.update(left=x0, right=x1, bottom=y0, top=y1, visible=True)
+        else:
+            self.roi.visible = False
+        if self.mask_source is not None and pixels:
+            m = prep.flatten_modules(self.mask)
+            if m.shape == full.shape:
+                mm, _ = prep.decimate(m.astype(np.float32), controls.max_image, "max")
+                self.mask_source.data = {"image": [mm], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}
+
+
+class Panel:
+    """A panel for one result of one processor."""
+
+    def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
+        self.proc, self.result, self.kind = proc, res.name, kind
+        self.key = f"{proc}.{res.name}"
+        self.layout: LayoutDOM = column()
+
+    def update(self, results: dict[str, Result], controls: Controls) -> None:
+        """Fill the sources from this processor's results with the current controls."""
+        raise NotImplementedError
+
+    def title(self, res: Result, controls: Controls) -> str:
+        sel = controls.selection
+        where = (
+            "all scan bins" if sel.scan is None or not self.kind.has_scan else f"scan {sel.scan:g}"
+        )
+        unit = f" [{res.units}]" if res.units else ""
+        return f"{self.key}{unit} ({where})"
+
+
+class ImagePanel(Panel):
+    """Detector images (``[scan,] [slot,] [module,] y, x``) and maps (e.g. ``phi, q``)."""
+
+    def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
+        super().__init__(proc, res, kind, mask)
+        self.image = ImageView(self.key, self.key, mask if kind.kind == "image" else None)
+        self.layout = column(self.image.fig, name=f"panel:{self.key}")
+
+    def update(self, results: dict[str, Result], controls: Controls) -> None:
+        res = results.get(self.result)
+        if res is None:
+            return
+        sel = controls.selection
+        values, _ = prep.reduce_scan(res, sel.scan, prep.sibling(results, res, "weight"))
+        img = prep.pick(values, self.kind.group_dims, res, sel.slot)
+        slot = self._slot_label(res, sel.slot)
+        self.image.fig.title.text = self.title(res, controls) + slot
+        self.image.show(img, controls, res, self.kind.data_dims)
+
+    def _slot_label(self, res: Result, slot: str | None) -> str:
+        for d in self.kind.group_dims:
+            names = [str(s) for s in res.coords.get(d, ())]
+            if names:
+                return f" {d}={slot if slot in names else names[0]}"
+        return ""
+
+
+class PumpProbePanel(ImagePanel):
+    """The pump-probe difference image and its ROI sum vs scan value with error bars."""
+
+    def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
+        super().__init__(proc, res, kind, mask)
+        self.curve = ColumnDataSource(
+            {"x": [], "y": [], "lower": [], "upper": []}, name=f"curve:{self.key}"
+        )
+        unit = res.coord_units.get("scan", "")
+        fig = figure(
+            title=f"{self.key}: ROI sum vs scan",
+            width=WIDTH,
+            height=380,
+            x_axis_label=f"scan [{unit}]" if unit else "scan",
+            y_axis_label="ROI sum",
+            tools="pan,wheel_zoom,box_zoom,reset,hover,save",
+        )
+        fig.line("x", "y", source=self.curve, line_width=2)
+        fig.scatter("x", "y", source=self.curve, size=6)
+        fig.segment("x", "lower", "x", "upper", source=self.curve, line_width=1.5)
+        self.curve_fig = fig
+        self.layout = row(self.image.fig, fig, name=f"panel:{self.key}")
+
+    def update(self, results: dict[str, Result], controls: Controls) -> None:
+        super().update(results, controls)
+        res = results.get(self.result)
+        if res is not None:
+            curve = prep.pump_probe_curve(results, res, controls.roi)
+            self.curve.data = curve
+
+
+class LinesPanel(Panel):
+    """Curves (one data dim, e.g. I(q), spectra vs energy) or scalars vs scan: a line per group.
+
+    Curves show the selected scan bin (or all bins, count-weighted), one line per slot, error
+    bars from a ``sigma_*`` sibling for the selected slot, and the latest train's curve when the
+    processor leaves one in the train's products.
+    """
+
+    def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
+        super().__init__(proc, res, kind, mask)
+        self.lines = ColumnDataSource(
+            {"xs": [], "ys": [], "label": [], "color": []}, name=f"curve:{self.key}"
+        )
+        self.errors = ColumnDataSource(
+            {"x": [], "lower": [], "upper": []}, name=f"errors:{self.key}"
+        )
+        self.latest = ColumnDataSource({"x": [], "y": []}, name=f"latest:{self.key}")
+        self.points = ColumnDataSource({"xs": [], "ys": [], "color": []}, name=f"points:{self.key}")
+        if kind.kind == "curve":
+            dim = kind.data_dims[0]
+            u = res.coord_units.get(dim, "")
+            xl = f"{dim} [{u}]" if u else dim
+        else:
+            u = res.coord_units.get("scan", "")
+            xl = f"scan [{u}]" if u else "scan"
+        self.fig = figure(
+            title=self.key,
+            width=WIDTH,
+            height=360,
+            x_axis_label=xl,
+            y_axis_label=res.units or short(res.name),
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+        )
+        self.fig.multi_line(
+            "xs", "ys", source=self.lines, color="color", legend_field="label", line_width=2
+        )
+        self.fig.segment("x", "lower", "x", "upper", source=self.errors, color="black", alpha=0.6)
+        if kind.kind == "curve":
+            self.fig.line(
+                "x",
+                "y",
+                source=self.latest,
+                color="gray",
+                line_dash="dashed",
+                legend_label="latest train",
+            )
+        else:
+            self.fig.scatter("xs", "ys", source=self.points, color="color", size=6)
+        self.fig.legend.click_policy = "hide"
+        self.fig.legend.location = "top_right"
+        self.layout = column(self.fig, name=f"panel:{self.key}")
+
+    def update(self, results: dict[str, Result], controls: Controls) -> None:
+        res = results.get(self.result)
+        if res is None:
+            return
+        sel = controls.selection
+        if self.kind.kind == "scalar":
+            self._scalar(res)
+            self.fig.title.text = self.key
+            return
+        weights = prep.sibling(results, res, "weight")
+        sigma = prep.sibling(results, res, "sigma")
+        values, sig = prep.reduce_scan(res, sel.scan, weights, sigma)
+        dim = self.kind.data_dims[0]
+        x = np.asarray(res.coords.get(dim, np.arange(values.shape[-1])), dtype=np.float64)
+        curves = values.reshape(-1, values.shape[-1])
+        labels = _group_labels(res, self.kind.group_dims)
+        self.lines.data = _lines(x, curves, labels)
+        if sig is not None:
+            s = prep.pick(sig, self.kind.group_dims, res, sel.slot)
+            v = prep.pick(values, self.kind.group_dims, res, sel.slot)
+            self.errors.data = {"x": x, "lower": v - s, "upper": v + s}
+        self.fig.title.text = self.title(res, controls)
+
+    def _scalar(self, res: Result) -> None:
+        data = np.asarray(res.data, dtype=np.float64)
+        if not self.kind.has_scan:
+            keys = np.zeros(1)
+            data = data.reshape(1, -1)
+        else:
+            keys = np.asarray(res.coords.get("scan", np.arange(data.shape[0])), dtype=np.float64)
+            data = data.reshape(data.shape[0], -1)
+        order = np.argsort(keys, kind="stable")
+        labels = _group_labels(res, self.kind.group_dims)
+        self.lines.data = lines = _lines(keys[order], data[order].T, labels)
+        n = len(keys)
+        self.points.data = {
+            "xs": np.tile(keys[order], len(lines["xs"])),
+            "ys": np.concatenate(lines["ys"]) if lines["ys"] else np.zeros(0),
+            "color": [c for c in lines["color"] for _ in range(n)],
+        }
+
+    def show_latest(self, x: np.ndarray | None, y: np.ndarray | None) -> None:
+        """The latest train's curve (or nothing)."""
+        if x is None or y is None:
+            self.latest.data = {"x": [], "y": []}
+        else:
+            self.latest.data = {"x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64)}
+
+
+def short(name: str) -> str:
+    return prep.short_name(name)
+
+
+def _group_labels(res: Result, group_dims: tuple[str, ...]) -> list[str]:
+    labels = [""]
+    for d in group_dims:
+        n = int(np.shape(res.data)[res.dims.index(d)])
+        names = [str(s) for s in res.coords.get(d, range(n))]
+        labels = [f"{a}/{b}" if a else b for a in labels for b in names]
+    return labels if labels != [""] else [short(res.name)]
+
+
+def _lines(x: np.ndarray, curves: np.ndarray, labels: list[str]) -> dict[str, list[Any]]:
+    xs, ys, lab, col = [], [], [], []
+    for i, c in enumerate(curves):
+        xs.append(np.asarray(x, np.float64))
+        ys.append(np.asarray(c, np.float64))
+        lab.append(labels[i] if i < len(labels) else str(i))
+        col.append(COLORS[i % len(COLORS)])
+    return {"xs": xs, "ys": ys, "label": lab, "color": col}
+
+
+#: panel class by kind (the pump-probe image gets its delay-scan curve)
+PANEL_TYPES: dict[str, type[Panel]] = {
+    "image": ImagePanel,
+    "map": ImagePanel,
+    "curve": LinesPanel,
+    "scalar": LinesPanel,
+}
+
+
+def make_panel(proc: str, res: Result, mask: np.ndarray | None = None) -> Panel | None:
+    """The panel for ``res`` (None when the result is not shown, e.g. counts and errors)."""
+    kind = prep.classify(res)
+    if kind is None:
+        return None
+    if kind.kind == "image" and short(res.name) == "pump_probe" and kind.has_scan:
+        return PumpProbePanel(proc, res, kind, mask)
+    return PANEL_TYPES[kind.kind](proc, res, kind, mask)

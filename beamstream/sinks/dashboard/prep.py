@@ -1,0 +1,341 @@
+"""Pure data preparation for display: classify results by dims, select, aggregate, decimate.
+
+Nothing here imports Bokeh or touches a socket: these functions turn `Result` arrays into small
+arrays ready to be put into ColumnDataSources, and run in the dashboard's thread (never in the
+processing thread).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from beamstream.processors.base import Result
+
+__all__ = [
+    "Kind",
+    "Selection",
+    "classify",
+    "short_name",
+    "sibling",
+    "reduce_scan",
+    "pick",
+    "flatten_modules",
+    "decimate",
+    "color_levels",
+    "image_geometry",
+    "roi_sum",
+    "pump_probe_curve",
+    "numeric_scalars",
+    "HIDDEN_PREFIXES",
+]
+
+#: dims along which a single value is chosen by the "scan bin" control
+SCAN_DIM = "scan"
+#: trailing pixel dims of detector images
+PIXEL_DIMS = ("y", "x")
+#: results whose short name starts with one of these are auxiliaries (weights, errors), not panels
+HIDDEN_PREFIXES = ("count_", "sigma_", "weight", "dark_frames")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a result is shown.
+
+    Attributes
+    ----------
+    kind
+        ``"scalar"`` (no data dims: lines vs scan), ``"curve"`` (one data dim), ``"image"``
+        (detector pixels ``[module,] y, x``) or ``"map"`` (two data dims with coordinates).
+    data_dims
+        The trailing dims that are drawn.
+    group_dims
+        Leading dims other than ``scan`` (e.g. ``slot``, ``pair``): one line per value for
+        scalars and curves, one chosen value for images and maps.
+    has_scan
+        Whether the result has a ``scan`` dim.
+    """
+
+    kind: str
+    data_dims: tuple[str, ...]
+    group_dims: tuple[str, ...]
+    has_scan: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the controls choose: a scan key (None: all bins) and a slot/group name."""
+
+    scan: float | None = None
+    slot: str | None = None
+
+
+def short_name(name: str) -> str:
+    """The last dotted component of a result name (``rixs.spectrum`` -> ``spectrum``)."""
+    return name.rsplit(".", 1)[-1]
+
+
+def classify(res: Result) -> Kind | None:
+    """How to show ``res``, from its dims (None for results that get no panel)."""
+    dims = tuple(res.dims)
+    if (
+        short_name(res.name).startswith(HIDDEN_PREFIXES)
+        or np.asarray(res.data).dtype.kind not in "biuf"
+    ):
+        return None
+    has_scan = SCAN_DIM in dims
+    lead = tuple(d for d in dims if d != SCAN_DIM)
+    if dims[-2:] == PIXEL_DIMS:
+        data = ("module", *PIXEL_DIMS) if len(dims) >= 3 and dims[-3] == "module" else PIXEL_DIMS
+        kind = "image"
+    elif len(lead) >= 2 and not _is_group(lead[-1]) and not _is_group(lead[-2]):
+        data, kind = lead[-2:], "map"
+    elif lead and not _is_group(lead[-1]):
+        data, kind = lead[-1:], "curve"
+    else:
+        data, kind = (), "scalar"
+    group = tuple(d for d in lead[: len(lead) - len(data)])
+    return Kind(kind, tuple(data), group, has_scan)
+
+
+def _is_group(dim: str) -> bool:
+    return dim in ("slot", "pair", "category", "monitor")
+
+
+def sibling(results: dict[str, Result], res: Result, role: str) -> Result | None:
+    """The result of the same processor giving ``role`` (``"weight"`` or ``"sigma"``) of ``res``.
+
+    Weights: ``count_<tag>`` for ``I_<tag>``, ``<prefix>.weight``, ``counts``, ``<prefix>.frames``;
+    sigma: ``sigma_<tag>`` for ``I_<tag>``. Only results whose dims are a prefix of (or equal to)
+    ``res.dims`` qualify.
+    """
+    name = short_name(res.name)
+    prefix = res.name[: len(res.name) - len(name)]
+    tag = name[2:] if name.startswith("I_") else None
+    if role == "sigma":
+        names = [f"{prefix}sigma_{tag}"] if tag else []
+    else:
+        names = [f"{prefix}count_{tag}"] if tag else []
+        names += [f"{prefix}weight", f"{prefix}counts", f"{prefix}frames"]
+    for n in names:
+        other = results.get(n)
+        if other is None or other is res:
+            continue
+        if tuple(res.dims[: len(other.dims)]) == tuple(other.dims):
+            if role == "sigma" and other.dims != res.dims:
+                continue
+            return other
+    return None
+
+
+def _broadcast(weights: np.ndarray, ndim: int) -> np.ndarray:
+    return weights.reshape(weights.shape + (1,) * (ndim - weights.ndim))
+
+
+def reduce_scan(
+    res: Result,
+    scan: float | None,
+    weights: Result | None = None,
+    sigma: Result | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``res`` without its scan dim: one bin (nearest key), or all bins (``scan=None``).
+
+    All bins are combined as the weighted mean ``sum(w * v) / sum(w)`` with the sibling weights
+    (counts), or as the NaN-aware mean without them. Returns ``(values, sigma or None)``.
+    """
+    data = np.asarray(res.data, dtype=np.float64)
+    sig = None if sigma is None else np.asarray(sigma.data, dtype=np.float64)
+    if SCAN_DIM not in res.dims:
+        return data, sig
+    axis = res.dims.index(SCAN_DIM)
+    if data.shape[axis] == 0:
+        return np.take(data, [], axis=axis).sum(axis=axis) * np.nan, None
+    if scan is not None:
+        keys = np.asarray(res.coords.get(SCAN_DIM, np.arange(data.shape[axis])), dtype=np.float64)
+        i = int(np.nanargmin(np.abs(keys - scan))) if keys.size else 0
+        return np.take(data, i, axis=axis), None if sig is None else np.take(sig, i, axis=axis)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if weights is None:
+            out = np.nanmean(data, axis=axis)
+            if sig is not None:
+                n = np.sum(np.isfinite(sig), axis=axis)
+                sig = np.sqrt(np.nansum(sig**2, axis=axis)) / np.where(n > 0, n, np.nan)
+            return out, sig
+        w = np.broadcast_to(_broadcast(np.asarray(weights.data, np.float64), data.ndim), data.shape)
+        w = np.where(np.isfinite(data), w, 0.0)
+        total = w.sum(axis=axis)
+        out = np.where(total > 0, np.nansum(w * data, axis=axis) / total, np.nan)
+        if sig is not None:
+            sig = np.sqrt(np.nansum((w * sig) ** 2, axis=axis)) / np.where(total > 0, total, np.nan)
+        return out, sig
+
+
+def pick(values: np.ndarray, dims: tuple[str, ...], res: Result, slot: str | None) -> np.ndarray:
+    """Choose one value of every group dim of ``values`` (dims without scan): ``slot`` where it
+    is a coordinate value, else the first."""
+    out = values
+    for d in dims:
+        names = [str(s) for s in res.coords.get(d, ())]
+        i = names.index(slot) if slot is not None and slot in names else 0
+        out = out[i] if out.shape[0] else out
+    return out
+
+
+def flatten_modules(img: np.ndarray) -> np.ndarray:
+    """``(module, y, x)`` -> ``(module * y, x)`` (modules stacked along y); 2-D unchanged."""
+    img = np.asarray(img)
+    if img.ndim == 3:
+        return img.reshape(-1, img.shape[-1])
+    return img
+
+
+def decimate(img: np.ndarray, max_size: int = 512, reduce: str = "mean") -> tuple[np.ndarray, int]:
+    """Block-reduce a 2-D image so that neither side exceeds ``max_size``.
+
+    Returns the float32 image and the integer block size (1: unchanged). NaNs are ignored in the
+    mean (a block of NaNs stays NaN); ``reduce="max"`` keeps the maximum (for masks).
+    """
+    img = np.asarray(img)
+    f = max(1, math.ceil(max(img.shape) / max_size)) if img.size else 1
+    if f == 1:
+        return np.ascontiguousarray(img, dtype=np.float32), 1
+    ny, nx = (img.shape[0] // f) * f, (img.shape[1] // f) * f
+    if ny == 0 or nx == 0:
+        return np.ascontiguousarray(img[::f, ::f], dtype=np.float32), f
+    a = img[:ny, :nx]
+    if reduce == "max":
+        out = a.reshape(ny // f, f, nx // f, f).max(axis=(1, 3))
+        return np.ascontiguousarray(out, dtype=np.float32), f
+    # f * f strided adds of the small image: much faster than a 4-d reshape reduction
+    a = a.astype(np.float32, copy=False)
+    has_nan = a.dtype.kind == "f" and bool(np.isnan(a).any())
+    total = np.zeros((ny // f, nx // f), np.float32)
+    count = np.zeros((ny // f, nx // f), np.float32) if has_nan else None
+    for i in range(f):
+        for j in range(f):
+            part = a[i::f, j::f]
+            if count is not None:
+                ok = ~np.isnan(part)
+                total += np.where(ok, part, 0)
+                count += ok
+            else:
+                total += part
+    if count is None:
+        return total / np.float32(f * f), f
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32), f
+
+
+def color_levels(
+    img: np.ndarray, scale: str = "linear", fixed: tuple[float, float] | None = None
+) -> tuple[np.ndarray, float, float]:
+    """The image to draw and its colour levels.
+
+    ``scale="log"`` draws ``log10`` of positive values (others become NaN, drawn transparent).
+    Auto levels are the 0.5 and 99.5 percentiles of the finite values; ``fixed`` levels are in
+    data units (their log10 for the log scale).
+    """
+    out = np.asarray(img, dtype=np.float32)
+    if scale == "log":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(out > 0, np.log10(out), np.nan).astype(np.float32)
+    if fixed is not None:
+        lo, hi = float(fixed[0]), float(fixed[1])
+        if scale == "log":
+            lo = math.log10(lo) if lo > 0 else -1.0
+            hi = math.log10(hi) if hi > 0 else lo + 1.0
+        return out, lo, hi if hi > lo else lo + 1.0
+    finite = out[np.isfinite(out)]
+    if finite.size == 0:
+        return out, 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
+    if not hi > lo:
+        lo, hi = float(finite.min()), float(finite.max())
+        if not hi > lo:
+            hi = lo + 1.0
+    return out, lo, hi
+
+
+def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[str, ...]):
+    """``(x, y, dw, dh, x_label, y_label)`` placing an image: pixel units for detector images,
+    coordinate units (bin edges from centres) for maps."""
+    ny, nx = shape
+    if res is None or data_dims[-2:] == PIXEL_DIMS or len(data_dims) < 2:
+        return 0.0, 0.0, float(nx), float(ny), "x [pixel]", "y [pixel]"
+    ydim, xdim = data_dims[-2], data_dims[-1]
+
+    def span(dim: str, n: int) -> tuple[float, float]:
+        c = np.asarray(res.coords.get(dim, np.arange(n)), dtype=np.float64)
+        if c.size < 2:
+            return (float(c[0]) - 0.5 if c.size else 0.0), 1.0
+        step = (c[-1] - c[0]) / (c.size - 1)
+        return float(c[0] - step / 2), float(step * c.size)
+
+    x0, dw = span(xdim, nx)
+    y0, dh = span(ydim, ny)
+
+    def label(dim: str) -> str:
+        u = res.coord_units.get(dim, "")
+        return f"{dim} [{u}]" if u else dim
+
+    return x0, y0, dw, dh, label(xdim), label(ydim)
+
+
+def roi_sum(img: np.ndarray, roi: tuple[int, int, int, int] | None) -> float:
+    """NaN-ignoring sum of a 2-D image inside ``roi = (x0, x1, y0, y1)`` (pixels, end excluded)."""
+    a = np.asarray(img, dtype=np.float64)
+    if roi is not None:
+        x0, x1, y0, y1 = (int(v) for v in roi)
+        a = a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
+    return float(np.nansum(a))
+
+
+def pump_probe_curve(
+    results: dict[str, Result],
+    pp: Result,
+    roi: tuple[int, int, int, int] | None,
+) -> dict[str, np.ndarray]:
+    """The delay-scan curve: the ROI sum of the pump-probe difference image per scan bin.
+
+    Error bars are the counting (Poisson) error of the difference of the ROI sums of the mean
+    pumped and unpumped images, ``sqrt(|S_p| / n_p + |S_u| / n_u)`` with ``n`` the frame counts
+    of the bin (from the ``counts`` result), i.e. assuming pixel values in photons. Without
+    ``mean``/``counts`` siblings the errors are NaN.
+    """
+    keys = np.asarray(pp.coords.get(SCAN_DIM, np.arange(np.shape(pp.data)[0])), dtype=np.float64)
+    data = np.asarray(pp.data)
+    y = np.array([roi_sum(flatten_modules(data[i]), roi) for i in range(data.shape[0])])
+    err = np.full(y.shape, np.nan)
+    prefix = pp.name[: len(pp.name) - len(short_name(pp.name))]
+    mean, counts = results.get(prefix + "mean"), results.get(prefix + "counts")
+    if mean is not None and counts is not None and "slot" in mean.coords:
+        slots = [str(s) for s in mean.coords["slot"]]
+        if "pumped" in slots and "unpumped" in slots and np.shape(mean.data)[0] == data.shape[0]:
+            ip, iu = slots.index("pumped"), slots.index("unpumped")
+            m, c = np.asarray(mean.data), np.asarray(counts.data, dtype=np.float64)
+            for i in range(data.shape[0]):
+                sp = abs(roi_sum(flatten_modules(m[i, ip]), roi))
+                su = abs(roi_sum(flatten_modules(m[i, iu]), roi))
+                if c[i, ip] > 0 and c[i, iu] > 0:
+                    err[i] = math.sqrt(sp / c[i, ip] + su / c[i, iu])
+    order = np.argsort(keys, kind="stable")
+    y, err, keys = y[order], err[order], keys[order]
+    return {"x": keys, "y": y, "lower": y - err, "upper": y + err}
+
+
+def numeric_scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The plain numeric scalars of a per-train record (bools as 0/1; None as NaN)."""
+    out: dict[str, float] = {}
+    for k, v in record.items():
+        if isinstance(v, bool | np.bool_):
+            out[k] = float(v)
+        elif isinstance(v, int | float | np.integer | np.floating):
+            out[k] = float(v)
+        elif v is None and k in ("scan_value", "timestamp"):
+            out[k] = math.nan
+    return out

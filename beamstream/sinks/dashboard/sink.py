@@ -1,0 +1,207 @@
+"""`DashboardSink`: serves the live Bokeh dashboard of a run while it processes.
+
+The sink's own thread only waits for the run to end; browser sessions read the hub from the
+Bokeh server's thread at ``update_hz`` (see `DashboardApp`), so the dashboard never slows
+processing. The URL goes into ``hub.info["dashboard_url"]`` (and so into the run status).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from beamstream.sinks.base import Sink
+from beamstream.sinks.dashboard.app import DashboardApp
+from beamstream.sinks.dashboard.server import DashboardServer
+from beamstream.sinks.hub import Hub, Snapshot
+
+__all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+
+#: port of the dashboard of ``beamstream run`` unless told otherwise (a free port when taken)
+DEFAULT_PORT = 5006
+
+log = logging.getLogger(__name__)
+
+
+def load_mask(mask: str | Path | np.ndarray | None) -> np.ndarray | None:
+    """A pixel mask (True = masked) from an array, ``.npy``, ``.npz`` or HDF5 file.
+
+    An ``.npz`` or HDF5 file gives its ``mask`` array (else its first array).
+    """
+    if mask is None or isinstance(mask, np.ndarray):
+        return None if mask is None else np.asarray(mask, dtype=bool)
+    path = Path(mask)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path).astype(bool)
+    if suffix == ".npz":
+        with np.load(path) as z:
+            return np.asarray(z["mask"] if "mask" in z else z[z.files[0]], dtype=bool)
+    if suffix in (".h5", ".hdf5", ".nxs"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if "mask" in f:
+                return np.asarray(f["mask"], dtype=bool)
+            found: list[np.ndarray] = []
+            f.visititems(
+                lambda n, o: found.append(o[()]) if not found and hasattr(o, "shape") else None
+            )
+            if found:
+                return np.asarray(found[0], dtype=bool)
+    raise ValueError(f"mask {path}: expected a .npy, .npz or HDF5 file with a 'mask' array")
+
+
+class DashboardSink(Sink):
+    """Start a Bokeh server showing the hub's results for the duration of a run.
+
+    Parameters
+    ----------
+    port
+        TCP port (0: a free port; the URL is in ``url`` and ``hub.info["dashboard_url"]``).
+    update_hz
+        Refresh rate of every browser session (bounded to 0.2..10 Hz; 4 by default).
+    on_reset
+        Callable for the "reset accumulation" button (e.g. ``runner.reset``).
+    title
+        Page title.
+    address
+        Interface to bind: 127.0.0.1 (default) serves this machine only.
+    allow_websocket_origin
+        Extra ``host:port`` origins allowed (when browsing through another name or a tunnel).
+    mask
+        Detector pixel mask to overlay on images: array or .npy/.npz/HDF5 file.
+    max_image
+        Largest displayed image side (larger images are block-averaged for display).
+    history
+        Per-train records shown in the scalar plots.
+    linger
+        Seconds to keep serving after the run ended (0: stop with the run).
+    out
+        Where the URL is announced (None: nowhere).
+    port_fallback
+        When ``port`` is taken, serve on a free port instead of failing.
+    """
+
+    name = "dashboard"
+
+    def __init__(
+        self,
+        port: int = 0,
+        update_hz: float = 4.0,
+        on_reset: Callable[[], None] | None = None,
+        title: str = "beamstream",
+        address: str = "127.0.0.1",
+        allow_websocket_origin: Sequence[str] = (),
+        mask: str | np.ndarray | None = None,
+        max_image: int = 512,
+        history: int = 2000,
+        linger: float = 0.0,
+        out: TextIO | None = sys.stderr,
+        port_fallback: bool = False,
+    ):
+        super().__init__(port=port, update_hz=update_hz, title=title, address=address)
+        if not 0 <= int(port) < 65536:
+            raise ValueError(f"port: expected 0..65535, got {port!r}")
+        if not float(update_hz) > 0:
+            raise ValueError(f"update_hz: expected a positive rate, got {update_hz!r}")
+        self.update_hz = float(update_hz)
+        self.on_reset = on_reset
+        self.title = title
+        self.mask = load_mask(mask)
+        self.max_image = int(max_image)
+        self.history = int(history)
+        self.linger = float(linger)
+        self.out = out
+        self.port_fallback = bool(port_fallback)
+        self.apps: list[DashboardApp] = []
+        self.server = DashboardServer(self._make_doc, port, address, allow_websocket_origin)
+
+    @property
+    def url(self) -> str | None:
+        """The dashboard's URL while it is served."""
+        return self.server.url if self.server.port is not None else None
+
+    def _make_doc(self, doc: Any) -> None:
+        hub = self._hub
+        if hub is None:  # pragma: no cover - sessions only exist after open()
+            return
+        app = DashboardApp(
+            hub, self.update_hz, self.on_reset, self.title, self.mask, self.max_image, self.history
+        )
+        self.apps = [*self.apps[-15:], app]
+        app.build(doc)
+
+    def open(self, hub: Hub) -> None:
+        """Start the server (in the caller's thread, so the URL is known before data flows).
+
+        Opening again for the same hub while serving does nothing (a server started ahead of
+        the run, e.g. to open a browser first, is kept).
+        """
+        if self.server.running and self._hub is hub:
+            return
+        self._hub = hub
+        try:
+            url = self.server.start()
+        except OSError as e:
+            if not self.port_fallback or self.server.requested_port == 0:
+                raise
+            log.warning("%s; serving the dashboard on a free port instead", e)
+            self.server.requested_port = 0
+            url = self.server.start()
+        hub.info["dashboard_url"] = url
+        if self.out is not None:
+            self.out.write(f"beamstream dashboard: {url}\n")
+            self.out.flush()
+
+    def serve(self, hub: Hub) -> str:
+        """Serve ``hub`` without a runner's sink thread (e.g. from a notebook); returns the URL."""
+        self.open(hub)
+        return self.server.url
+
+    def write(self, snapshot: Snapshot) -> None:
+        """Nothing to do: sessions read the hub themselves at their own rate."""
+
+    def close(self) -> None:
+        if self.linger > 0:
+            time.sleep(self.linger)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        self.server.stop()
+
+
+def dashboard_sinks(
+    sinks: list[Sink], enabled: bool | None = True, port: int | None = None
+) -> list[Sink]:
+    """The sinks of a run with its dashboard on or off (``beamstream run``).
+
+    ``enabled=None`` keeps what the config says; True adds a `DashboardSink` unless the config
+    has one (on ``port``, default `DEFAULT_PORT` or a free port when that is taken); False
+    removes dashboard sinks. ``port`` overrides the port of a configured dashboard too.
+    """
+    others = [s for s in sinks if not isinstance(s, DashboardSink)]
+    dashboards = [s for s in sinks if isinstance(s, DashboardSink)]
+    if enabled is False:
+        return others
+    if port is not None:
+        for d in dashboards:
+            d.server.requested_port = int(port)
+    if enabled and not dashboards:
+        chosen = DEFAULT_PORT if port is None else int(port)
+        dashboards = [DashboardSink(port=chosen, port_fallback=port is None)]
+    return others + dashboards
+
+
+def connect_reset(sinks: list[Sink], reset: Callable[[], None]) -> None:
+    """Give dashboards without a reset callback ``reset`` (e.g. ``runner.reset``)."""
+    for s in sinks:
+        if isinstance(s, DashboardSink) and s.on_reset is None:
+            s.on_reset = reset

@@ -1,0 +1,320 @@
+"""HDF5 building blocks shared by the results sink, `open_results`, merge and the raw recorder.
+
+* `write_tree` / `read_tree`: nested ``dict``s of arrays and plain values <-> HDF5 groups
+  (arrays become datasets, plain values JSON attributes), used for accumulator states;
+* `write_result` / `read_result`: a `Result` <-> a NeXus ``NXdata`` group (``signal``, ``axes``,
+  ``<axis>_indices``, ``units``);
+* `atomic_h5`: write a whole file under a temporary name and `os.replace` it into place;
+* `pipeline_fingerprint`: the processing-relevant part of a config, to refuse resuming or
+  merging files of a different pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from beamstream.processors.base import Result
+
+__all__ = [
+    "to_json",
+    "from_json",
+    "write_tree",
+    "read_tree",
+    "write_result",
+    "read_result",
+    "atomic_h5",
+    "pipeline_fingerprint",
+    "fingerprint_diff",
+    "h5name",
+    "open_h5",
+    "STR",
+    "compression_kwargs",
+]
+
+#: variable-length UTF-8 strings
+STR = h5py.string_dtype()
+_KIND = "beamstream_kind"
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return str(obj)  # Paths, enums, ...: their text
+
+
+def to_json(obj: Any) -> str:
+    """JSON text of plain values (numpy scalars and arrays as numbers and lists)."""
+    return json.dumps(obj, default=_plain, allow_nan=True, sort_keys=False)
+
+
+def from_json(text: Any) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode()
+    return json.loads(text)
+
+
+def h5name(name: str) -> str:
+    """A name usable as one HDF5 link name (``/`` escaped as ``%2F``, ``.`` alone avoided)."""
+    name = str(name).replace("%", "%25").replace("/", "%2F")
+    return name if name not in ("", ".", "..") else f"%{name}"
+
+
+def _unname(name: str) -> str:
+    if name in ("%", "%.", "%.."):
+        return name[1:]
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def _storable(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
+    return arr
+
+
+def _restore(ds: h5py.Dataset) -> np.ndarray:
+    arr = ds[()]
+    orig = ds.attrs.get("numpy_dtype")
+    if orig is not None and str(orig).lstrip("<>|=").startswith("U"):
+        return np.asarray(arr).astype(object).astype(str) if np.ndim(arr) else np.str_(arr.decode())
+    if isinstance(arr, np.ndarray) and arr.dtype == object:
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in arr.ravel()]).reshape(
+            arr.shape
+        )
+    return np.asarray(arr)
+
+
+def _dataset(
+    group: h5py.Group, name: str, arr: np.ndarray, compression: Mapping[str, Any] | None = None
+) -> h5py.Dataset:
+    arr = np.asarray(arr)
+    store = _storable(arr)
+    kw: dict[str, Any] = {}
+    if compression and arr.ndim and arr.size > 1024 and store.dtype != object:
+        kw.update(compression, chunks=True)
+    if store.dtype == object:
+        ds = group.create_dataset(name, data=store, dtype=STR)
+    else:
+        ds = group.create_dataset(name, data=store, **kw)
+    if arr.dtype.kind == "U":
+        ds.attrs["numpy_dtype"] = arr.dtype.str
+    return ds
+
+
+def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
+    """Write a nested dict: arrays as datasets, dicts as sub-groups, the rest as JSON attributes."""
+    group.attrs[_KIND] = "tree"
+    plain = {}
+    for key, value in tree.items():
+        name = h5name(str(key))
+        if isinstance(value, np.ndarray):
+            _dataset(group, name, value)
+        elif isinstance(value, Mapping):
+            write_tree(group.create_group(name, track_order=True), value)
+        else:
+            plain[str(key)] = value
+    if plain:
+        group.attrs["values_json"] = to_json(plain)
+
+
+def read_tree(group: h5py.Group) -> dict[str, Any]:
+    """Read back what `write_tree` wrote."""
+    out: dict[str, Any] = {}
+    for name, obj in group.items():
+        if isinstance(obj, h5py.Dataset):
+            out[_unname(name)] = _restore(obj)
+        else:
+            out[_unname(name)] = read_tree(obj)
+    if "values_json" in group.attrs:
+        out.update(from_json(group.attrs["values_json"]))
+    return out
+
+
+def write_result(
+    group: h5py.Group, result: Result, compression: Mapping[str, Any] | None = None
+) -> h5py.Group:
+    """Write one result as an ``NXdata`` group named after it (signal ``data``)."""
+    g = group.create_group(h5name(result.name), track_order=True)
+    g.attrs["NX_class"] = "NXdata"
+    g.attrs["signal"] = "data"
+    g.attrs["axes"] = [d if d in result.coords else "." for d in result.dims]
+    g.attrs["dims"] = list(result.dims)
+    for i, dim in enumerate(result.dims):
+        if dim in result.coords:
+            g.attrs[f"{dim}_indices"] = i
+    ds = _dataset(g, "data", np.asarray(result.data), compression)
+    ds.attrs["long_name"] = result.name
+    if result.units:
+        ds.attrs["units"] = result.units
+    for dim, values in result.coords.items():
+        c = _dataset(g, h5name(dim), np.asarray(values))
+        unit = result.coord_units.get(dim, "")
+        if unit:
+            c.attrs["units"] = unit
+    if result.attrs:
+        g.attrs["result_attrs_json"] = to_json(result.attrs)
+    return g
+
+
+def read_result(g: h5py.Group) -> Result:
+    """The `Result` stored by `write_result`."""
+    name = _unname(g.name.rsplit("/", 1)[-1])
+    ds = g["data"]
+    dims = tuple(str(d) for d in g.attrs["dims"])
+    coords, coord_units = {}, {}
+    for dim in dims:
+        if h5name(dim) in g:
+            c = g[h5name(dim)]
+            coords[dim] = _restore(c)
+            if "units" in c.attrs:
+                coord_units[dim] = str(c.attrs["units"])
+    attrs = from_json(g.attrs["result_attrs_json"]) if "result_attrs_json" in g.attrs else {}
+    units = str(ds.attrs.get("units", ""))
+    return Result(name, _restore(ds), dims, coords, units, coord_units, attrs)
+
+
+def open_h5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file for reading; a file left open by a killed SWMR writer opens too.
+
+    Raises
+    ------
+    OSError
+        Naming the file, when it is missing or not HDF5.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise OSError(f"{p}: no such file")
+    try:
+        return h5py.File(p, "r")
+    except OSError as first:
+        if "already open for write" not in str(first):  # truncated, not HDF5, ...
+            raise OSError(f"{p}: not a readable HDF5 file ({first})") from None
+        try:  # the writer was killed while in SWMR mode: the consistency flags are still set
+            return h5py.File(p, "r", libver="latest", swmr=True)
+        except OSError:
+            raise OSError(f"{p}: not a readable HDF5 file ({first})") from None
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike[str], fsync: bool = True) -> Iterator[h5py.File]:
+    """Write a new HDF5 file at ``path`` atomically.
+
+    The file is written as ``<path>.tmp-<pid>``, flushed (and fsynced), closed and renamed over
+    ``path``: readers and a crash at any moment see either the previous complete file or the new
+    complete one, never a half-written one.
+    """
+    final = Path(path)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    f = h5py.File(tmp, "w", track_order=True)
+    try:
+        yield f
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    f.close()
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, final)
+    if fsync:
+        with contextlib.suppress(OSError):
+            dfd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def compression_kwargs(name: str | None) -> dict[str, Any]:
+    """h5py dataset keywords for a compression name.
+
+    ``None``/``"none"``: no compression; ``"gzip"``, ``"lzf"``: built into h5py; ``"lz4"``,
+    ``"zstd"``, ``"bitshuffle"``, ``"blosc"``: through hdf5plugin when it is installed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a plugin name without hdf5plugin.
+    """
+    if name is None or name == "none":
+        return {}
+    if name in ("gzip", "lzf"):
+        return {"compression": name}
+    plugins = {"lz4": "LZ4", "zstd": "Zstd", "bitshuffle": "Bitshuffle", "blosc": "Blosc"}
+    if name not in plugins:
+        raise ValueError(f"compression {name!r}: expected none, gzip, lzf, {', '.join(plugins)}")
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise ValueError(
+            f"compression {name!r} needs hdf5plugin (pip install hdf5plugin)"
+        ) from None
+    return dict(getattr(hdf5plugin, plugins[name])())
+
+
+#: config parts that decide what the accumulated states mean
+_SOURCE_KEYS = ("detector", "key", "layout", "frame_shape")
+
+
+def _fingerprint_parts(config_text: str) -> dict[str, Any]:
+    raw = tomllib.loads(config_text) if config_text else {}
+    src = raw.get("source", {})
+    return {
+        "version": raw.get("version"),
+        "source": {k: src.get(k) for k in _SOURCE_KEYS},
+        "scan": raw.get("scan"),
+        "processors": raw.get("processors", []),
+    }
+
+
+def pipeline_fingerprint(config_text: str) -> str:
+    """A hash of the processing-relevant config: detector and layout, scan and processors.
+
+    Endpoints, sinks, run settings and comments do not count: a run resumed from another
+    endpoint, with other sinks, is still the same accumulation.
+    """
+    canon = json.dumps(_fingerprint_parts(config_text), sort_keys=True, default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def fingerprint_diff(text_a: str, text_b: str) -> list[str]:
+    """Human-readable differences between two configs' processing-relevant parts."""
+    a, b = _fingerprint_parts(text_a), _fingerprint_parts(text_b)
+    out = []
+    for key in a:
+        if key == "processors":
+            pa, pb = a[key], b[key]
+            if len(pa) != len(pb):
+                out.append(f"{len(pa)} processors vs {len(pb)}")
+                continue
+            for i, (x, y) in enumerate(zip(pa, pb, strict=True)):
+                for k in sorted(set(x) | set(y)):
+                    if x.get(k) != y.get(k):
+                        out.append(f"processors[{i}].{k}: {x.get(k)!r} vs {y.get(k)!r}")
+        elif a[key] != b[key]:
+            if isinstance(a[key], dict) and isinstance(b[key], dict):
+                for k in sorted(set(a[key]) | set(b[key])):
+                    if a[key].get(k) != b[key].get(k):
+                        out.append(f"{key}.{k}: {a[key].get(k)!r} vs {b[key].get(k)!r}")
+            else:
+                out.append(f"{key}: {a[key]!r} vs {b[key]!r}")
+    return out

@@ -1,0 +1,29 @@
+"""`beamstream merge A.h5 B.h5 ... -o C.h5`: merge results files of one pipeline."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _handler(args: argparse.Namespace) -> int:
+    from beamstream.sinks.results import merge_results
+
+    rf = merge_results(args.inputs, args.output)
+    total = sum(s.get("processed", 0) for s in rf.segments)
+    print(f"merged {len(args.inputs)} files ({total} trains) into {args.output}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "merge",
+        help="merge results files of the same pipeline",
+        description="Merge the accumulator states stored in results files made with the same "
+        "pipeline (exactly: sums and counts add) and write the re-finalized results, with the "
+        "provenance of every input. Files of different pipelines are refused.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="results files (two or more)")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results file")
+    p.set_defaults(func=_handler)

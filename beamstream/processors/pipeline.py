@@ -104,6 +104,8 @@ class Pipeline:
         extra = {"name": name, "slots": self.slots}
         if self.config.scan is not None:
             extra["scan_units"] = self.config.scan.units
+        if self.config.source.frame_shape is not None:
+            extra["frame_shape"] = list(self.config.source.frame_shape)
         params = {k: _resolve_path(v, self.config.path) for k, v in params.items()}
         for k, v in extra.items():
             if accepted is not None and k in accepted and k not in params:

@@ -439,7 +439,9 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         view.records[f"{self.name}.mean_intensity"] = total_s / total_w if total_w > 0 else math.nan
 
     def _product(self, view: TrainView, what: str, arr: np.ndarray) -> None:
+        # for later processors (maps) and, as per-train records, for the sinks
         view.products[f"{self.name}.{what}"] = arr
+        view.records[f"{self.name}.{what}"] = arr
 
     # -- results ------------------------------------------------------------------------------
     def finalize(self, state: BinnedState) -> dict[str, Result]:

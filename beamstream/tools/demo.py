@@ -1,0 +1,230 @@
+"""`beamstream demo`: simulators -> pipelines -> live dashboards + HDF5 results, in one command.
+
+Three simulated detectors (a DSSC module in a pump-probe delay scan, a 1 Mpix SAXS detector, an
+hRIXS camera) stream over ZeroMQ from background processes; one pipeline per detector (the
+example configs `config/dssc_pump_probe.toml`, `config/saxs_qphi.toml`,
+`config/rixs_centroid.toml`: frame selection + scan binning, q-phi integration, photon
+centroiding) receives, processes and publishes to an HDF5 results file and a Bokeh dashboard.
+Everything started is stopped at the end (Ctrl-C, SIGTERM or ``--duration``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from beamstream.config import PipelineConfig, load_config
+from beamstream.runner import Runner
+from beamstream.sinks.base import Sink
+from beamstream.sinks.hub import Hub
+
+__all__ = ["run_demo", "register", "DEMO_PIPELINES"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+@dataclass(frozen=True)
+class DemoPipeline:
+    """One simulator and the pipeline that processes its stream."""
+
+    name: str
+    detector: str
+    config: str
+    rate: float
+    sim_args: tuple[str, ...] = ()
+
+
+#: the demo's pipelines: (DSSC pump-probe, SAXS q-phi, RIXS centroiding)
+DEMO_PIPELINES = (
+    DemoPipeline("dssc", "dssc", "dssc_pump_probe.toml", 10.0, ("--frames", "40")),
+    DemoPipeline("saxs", "saxs", "saxs_qphi.toml", 5.0),
+    DemoPipeline("rixs", "rixs", "rixs_centroid.toml", 5.0, ("--photons", "1000")),
+)
+
+
+@dataclass
+class _Running:
+    spec: DemoPipeline
+    endpoint: str
+    output: Path
+    runner: Runner | None = None
+    thread: threading.Thread | None = None
+    sim: subprocess.Popen | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def _start_simulator(spec: DemoPipeline, endpoint: str, seed: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "beamstream", "simulate", "--detector", spec.detector,
+        "--endpoint", endpoint, "--socket", "REP", "--rate", str(spec.rate), "--seed", str(seed),
+        "--quiet", *spec.sim_args,
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def _sinks(spec: DemoPipeline, output: Path, dashboard: bool, port: int) -> list[Sink]:
+    from beamstream.sinks.hdf5 import HDF5Sink
+
+    sinks: list[Sink] = [HDF5Sink(path=str(output))]
+    if dashboard:
+        from beamstream.sinks.dashboard import DashboardSink
+
+        sinks.append(
+            DashboardSink(
+                port=port, title=f"beamstream demo: {spec.name}", out=None, port_fallback=True
+            )
+        )
+    return sinks
+
+
+def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
+    path = CONFIG_DIR / spec.config
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the demo uses the example configs of a source checkout")
+    return load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
+
+
+def run_demo(
+    duration: float | None = None,
+    output_dir: str | Path | None = None,
+    dashboard: bool = True,
+    port: int = 5006,
+    seed: int = 0,
+    out: TextIO = sys.stdout,
+) -> dict[str, dict[str, Any]]:
+    """Run the demo until ``duration`` s passed (None: Ctrl-C/SIGTERM); the final statuses."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    outdir = Path(output_dir or Path("out") / f"demo-{stamp}").resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    sockdir = tempfile.mkdtemp(prefix="beamstream-demo-")
+    running = [
+        _Running(spec, f"ipc://{sockdir}/{spec.name}", outdir / f"{spec.name}.h5")
+        for spec in DEMO_PIPELINES
+    ]
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for i, r in enumerate(running):
+            r.sim = _start_simulator(r.spec, r.endpoint, seed + i)
+            hub = Hub(config_text="")
+            config = _config(r.spec, r.endpoint)
+            hub.config_text = config.text
+            sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
+            r.runner = Runner(config, sinks, hub, status_out=None)
+            for s in sinks:
+                if hasattr(s, "on_reset"):
+                    s.on_reset = r.runner.reset
+            r.thread = threading.Thread(target=_run, args=(r,), name=f"demo {r.spec.name}")
+            r.thread.start()
+        _announce(running, outdir, duration, out)
+        _watch(running, stop, duration, out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _shutdown(running)
+    _summary(running, out)
+    return {r.spec.name: r.status for r in running}
+
+
+def _run(r: _Running) -> None:
+    r.status = r.runner.run()
+
+
+def _announce(running: list[_Running], outdir: Path, duration: float | None, out: TextIO) -> None:
+    deadline = time.monotonic() + 10  # dashboards bind in their own threads
+    while time.monotonic() < deadline:
+        if all(r.runner.hub.info.get("dashboard_url") or len(r.runner.sinks) == 1 for r in running):
+            break
+        time.sleep(0.05)
+    out.write("beamstream demo: simulators -> pipelines -> dashboards + HDF5\n")
+    for r in running:
+        url = r.runner.hub.info.get("dashboard_url", "(no dashboard)")
+        out.write(f"  {r.spec.name:<5} {r.spec.config:<22} dashboard {url}\n")
+        out.write(f"  {'':<5} {'':<22} results   {r.output}\n")
+    how = f"for {duration:g} s" if duration else "until Ctrl-C"
+    out.write(f"running {how}; open a dashboard URL in a browser\n")
+    out.flush()
+
+
+def _watch(
+    running: list[_Running], stop: threading.Event, duration: float | None, out: TextIO
+) -> None:
+    t0 = time.monotonic()
+    next_line = t0 + 2.0
+    while not stop.is_set():
+        if duration is not None and time.monotonic() - t0 >= duration:
+            return
+        if not any(r.thread.is_alive() for r in running):
+            return
+        for r in running:
+            if r.sim.poll() is not None and r.sim.returncode not in (0, None):
+                raise RuntimeError(f"the {r.spec.name} simulator exited with {r.sim.returncode}")
+        if time.monotonic() >= next_line:
+            next_line += 2.0
+            parts = []
+            for r in running:
+                s = r.runner.status.snapshot()
+                parts.append(f"{r.spec.name} {s['processed']} trains {s['trains_per_s']:.1f}/s")
+            out.write(f"[{time.monotonic() - t0:5.0f}s] " + " | ".join(parts) + "\n")
+            out.flush()
+        stop.wait(0.2)
+
+
+def _shutdown(running: list[_Running]) -> None:
+    for r in running:
+        if r.runner is not None:
+            r.runner.stop()
+    for r in running:
+        if r.thread is not None:
+            r.thread.join(timeout=60)
+    for r in running:
+        if r.sim is not None and r.sim.poll() is None:
+            r.sim.terminate()
+            try:
+                r.sim.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                r.sim.kill()
+                r.sim.wait()
+
+
+def _summary(running: list[_Running], out: TextIO) -> None:
+    out.write("demo finished:\n")
+    for r in running:
+        s = r.status or {}
+        drops = s.get("drops") or "none"
+        out.write(
+            f"  {r.spec.name:<5} {s.get('processed', 0)} trains, {s.get('frames', 0)} frames; "
+            f"drops: {drops}; results in {r.output}\n"
+        )
+    out.write("look at a results file with: beamstream report <file.h5> -o report.html\n")
+    out.flush()
+
+
+def _handler(args: argparse.Namespace) -> int:
+    statuses = run_demo(args.duration, args.output_dir, not args.no_dashboard, args.port, args.seed)
+    return 0 if all(s.get("processed", 0) > 0 for s in statuses.values()) else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="simulators + full pipelines + live dashboards + HDF5 output",
+        description="Start the DSSC, SAXS and RIXS simulators in the background, process each "
+        "stream with its example pipeline, serve a live dashboard per pipeline and write HDF5 "
+        "results. Runs until Ctrl-C or --duration; stops everything it started.",
+    )
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: Ctrl-C)")
+    p.add_argument("--output-dir", default=None, help="where results go (default: out/demo-TIME)")
+    p.add_argument("--port", type=int, default=5006, help="first dashboard port (0: free ports)")
+    p.add_argument("--no-dashboard", action="store_true", help="no dashboards")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed")
+    p.set_defaults(func=_handler)

@@ -336,7 +336,6 @@ single_fraction, double_fraction, double_threshold
     # -- results ------------------------------------------------------------------------------
     def finalize(self, state: BinnedState) -> dict[str, Result]:
         """Spectra vs energy per (scan, slot), normalized copies, counts and differences."""
-        n = self.name
         single = state["single"]
         double = state["double"]
         total = single + 2 * double
@@ -364,7 +363,7 @@ single_fraction, double_fraction, double_threshold
             c = {d: coords[d] for d in dims_ if d in coords}
             c.update(kw.pop("coords", {}))
             cunits = {d: u for d, u in cu.items() if d in dims_}
-            return Result(f"{n}.{key}", data, dims_, c, units, cunits, dict(attrs))
+            return Result(key, data, dims_, c, units, cunits, dict(attrs))
 
         out = {
             "spectrum": res("spectrum", total, units="photons"),

@@ -220,7 +220,6 @@ class EnergyIntegrator(Accumulator[BinnedState]):
 
     def finalize(self, state: BinnedState) -> dict[str, Result]:
         """Mean per-pixel spectra vs energy per (scan, slot), per monitor, and differences."""
-        n = self.name
         sel = slice(self.margin, self.axis.nb - self.margin)
         energy, eunit = self.axis.coordinate(sel)
         sig, wt = state["signal"], state["weight"]
@@ -258,7 +257,7 @@ class EnergyIntegrator(Accumulator[BinnedState]):
             c = {d: coords[d] for d in dims_ if d in coords}
             c.update(extra or {})
             cu = {"energy": eunit} if "energy" in dims_ else {}
-            return Result(f"{n}.{key}", data, dims_, c, units, cu, dict(attrs))
+            return Result(key, data, dims_, c, units, cu, dict(attrs))
 
         out = [
             res("spectrum", spec, units="ADU/pixel"),

@@ -89,7 +89,7 @@ def test_corrected_line_is_narrowest(image):
         integ = EnergyIntegrator(curvature=curv, frame_shape=[HEIGHT, WIDTH], margin=0)
         state = integ.empty()
         integ.update(state, view(image))
-        spec = integ.finalize(state)[f"{integ.name}.spectrum"].data[0, 0]
+        spec = integ.finalize(state)["spectrum"].data[0, 0]
         widths[label] = _fwhm_px(spec)
     # the line (sigma 1.2 px) convolved with the pixel and with the proportional split into
     # one-pixel bins (two unit boxes): FWHM ~ 2.355 * sqrt(1.2**2 + 2/12)

@@ -111,8 +111,8 @@ def test_two_photons_in_one_spot_are_a_double(key):
     assert hits["sum"][1] == pytest.approx(2 * ADU_930, rel=0.05)
     assert state["n_double"][0].tolist() == [1] and state["n_single"][0].tolist() == [1]
     spec = proc.finalize(state)
-    total = spec[f"{proc.name}.spectrum"].data[0, 0]
-    double = spec[f"{proc.name}.spectrum_double"].data[0, 0]
+    total = spec["spectrum"].data[0, 0]
+    double = spec["spectrum_double"].data[0, 0]
     assert total.sum() == 3 and double.sum() == 1
     k = int(np.floor(hits["y"][1] + 0.5))  # one bin per pixel starting at -0.5
     assert total[k] == 2 and double[k] == 1

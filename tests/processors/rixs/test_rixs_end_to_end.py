@@ -41,7 +41,7 @@ def test_line_position_and_curvature_recovered(endpoint):
 
     # nearly every photon is found (border photons and close pairs aside)
     res = runner.hub.latest().results["rixs"]
-    found = res["rixs.n_single"].data.sum() + 2 * res["rixs.n_double"].data.sum()
+    found = res["n_single"].data.sum() + 2 * res["n_double"].data.sum()
     assert 0.95 * sent <= found <= 1.02 * sent
 
     # the curvature fitted from the recorded hits is the simulated one
@@ -58,8 +58,8 @@ def test_line_position_and_curvature_recovered(endpoint):
     assert fit.offset == pytest.approx(truth.y0, abs=0.3)
 
     # with the configured curvature and calibration the elastic line is at the incident energy
-    spectrum = res["rixs.spectrum"].data[0, 0]
-    energy = res["rixs.spectrum"].coords["energy"]
+    spectrum = res["spectrum"].data[0, 0]
+    energy = res["spectrum"].coords["energy"]
     width = energy[1] - energy[0]
     assert abs(energy[np.argmax(spectrum)] - truth.incident_energy) <= 1.5 * width
     for line in truth.lines[:2]:  # the two sharp lines

@@ -75,8 +75,7 @@ def test_results(views):
     proc = centroider()
     state = fold(proc, views)
     res = proc.finalize(state)
-    n = proc.name
-    spec = res[f"{n}.spectrum"]
+    spec = res["spectrum"]
     assert spec.dims == ("scan", "slot", "energy")
     assert spec.coords["scan"].tolist() == [0.0, 1.0, 2.0]
     assert spec.coords["slot"].tolist() == ["pumped", "unpumped"]
@@ -87,19 +86,19 @@ def test_results(views):
     assert np.array_equal(spec.data, single + 2 * double)
     frames = state["frames"]
     assert frames.tolist() == [[3, 3]] * 3  # 9 trains over 3 scan bins, rejected frames left out
-    per_frame = res[f"{n}.spectrum_per_frame"].data
+    per_frame = res["spectrum_per_frame"].data
     np.testing.assert_allclose(per_frame, spec.data / 3.0, rtol=1e-15)
     # monitors: 0.5 * (t+1) on pumped, 1.25 * (t+1) on unpumped frames; bin k: t = k, k+3, k+6
-    mon = res[f"{n}.monitor"].data
+    mon = res["monitor"].data
     np.testing.assert_allclose(mon[:, 0], 0.5 * (3 * np.arange(3) + 12), rtol=1e-15)
-    per_mon = res[f"{n}.spectrum_per_monitor"].data
+    per_mon = res["spectrum_per_monitor"].data
     np.testing.assert_allclose(per_mon, spec.data / mon[..., None], rtol=1e-15)
-    diff = res[f"{n}.difference"]
+    diff = res["difference"]
     assert diff.coords["pair"].tolist() == ["pumped"]
     np.testing.assert_allclose(diff.data[:, 0], per_frame[:, 0] - per_frame[:, 1], rtol=1e-15)
     # the hit counters agree with the histograms (all photons lie inside the pixel range here)
     assert np.array_equal(state["n_single"], single.sum(axis=2))
-    assert np.array_equal(res[f"{n}.n_double"].data, double.sum(axis=2))
+    assert np.array_equal(res["n_double"].data, double.sum(axis=2))
 
 
 def test_hit_records_and_curvature(views):
@@ -140,7 +139,7 @@ def test_dark_slots_for_centroiding():
     proc.update(state, v)
     hits = v.records[f"{proc.name}.hits"]
     assert len(hits["x"]) == len(pos) and state["dark_frames"].tolist() == [2]
-    assert proc.finalize(state)[f"{proc.name}.spectrum"].coords["slot"].tolist() == ["image"]
+    assert proc.finalize(state)["spectrum"].coords["slot"].tolist() == ["image"]
 
 
 def test_unknown_slot_is_an_error():
@@ -157,7 +156,7 @@ def test_empty_and_frameless_views():
     proc.update(state, v)
     assert len(state.keys) == 0
     res = proc.finalize(state)
-    assert res[f"{proc.name}.spectrum"].data.shape == (0, 2, 64)
+    assert res["spectrum"].data.shape == (0, 2, 64)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ on. Ctrl-C and SIGTERM stop the run cleanly with a final snapshot.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import signal
 import sys
@@ -204,8 +205,9 @@ class Runner:
         """Finalize the current states and publish a snapshot to the hub."""
         self._seq += 1
         status = self.status_dict()
-        results = self.pipeline.finalize(self.states)
         states = {k: _copy_state(s) for k, s in self.states.items()}
+        # finalized lazily from the copied states, in the first sink thread that reads it
+        results = functools.partial(self.pipeline.finalize, states)
         snap = Snapshot(self._seq, time.time(), results, states, status, self.epoch, final)
         self.hub.publish(snap)
         return snap

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from beamstream.processors.base import Result
@@ -18,17 +18,46 @@ from beamstream.processors.base import Result
 __all__ = ["Hub", "Snapshot"]
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """Finalized results (and the states they came from) at one moment of a run."""
+    """Finalized results (and the states they came from) at one moment of a run.
 
-    seq: int
-    time: float
-    results: dict[str, dict[str, Result]]
-    states: dict[str, Any] = field(repr=False)
-    status: dict[str, Any] = field(default_factory=dict)
-    epoch: int = 0
-    final: bool = False
+    ``results`` may be given as a callable: it is then computed once, on first access, by
+    whichever sink asks first (in that sink's thread), so the processing loop only pays for
+    copying the states, not for finalizing them.
+    """
+
+    __slots__ = ("seq", "time", "states", "status", "epoch", "final", "_results", "_lock")
+
+    def __init__(
+        self,
+        seq: int,
+        time: float,
+        results: dict[str, dict[str, Result]] | Callable[[], dict[str, dict[str, Result]]],
+        states: dict[str, Any],
+        status: dict[str, Any] | None = None,
+        epoch: int = 0,
+        final: bool = False,
+    ):
+        self.seq = seq
+        self.time = time
+        self.states = states
+        self.status = dict(status or {})
+        self.epoch = epoch
+        self.final = final
+        self._results = results
+        self._lock = threading.Lock()
+
+    @property
+    def results(self) -> dict[str, dict[str, Result]]:
+        """Every accumulator's results, by accumulator name (finalized on first access)."""
+        if callable(self._results):
+            with self._lock:
+                if callable(self._results):
+                    self._results = self._results()
+        return self._results
+
+    def __repr__(self) -> str:
+        return f"Snapshot(seq={self.seq}, epoch={self.epoch}, final={self.final})"
 
 
 class Hub:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from beamstream.config import load_config
-from beamstream.runner import Runner
-from beamstream.streamer.simulate import DsscSimulator, simulate
-
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "dssc_pump_probe.toml"
+from beamstream.streamer.simulate import DsscSimulator
+from tests.simrun import run_on_simulator
 
 
 @pytest.mark.timeout(120)
@@ -20,23 +14,7 @@ def test_pump_probe_signal_recovered_per_delay(endpoint):
     delays = (-1.0, 0.0, 0.5, 2.0)
     sim = DsscSimulator(seed=5, frames=40, delays=delays, trains_per_step=2, xgm_jitter=0.0)
     n = 2 * len(delays)
-    stop = threading.Event()
-    server = threading.Thread(
-        target=simulate,
-        kwargs=dict(
-            detector=sim, endpoint=endpoint, socket="REP", rate=0, trains=n, stop_event=stop
-        ),
-        daemon=True,
-    )
-    server.start()
-    config = load_config(CONFIG).with_source(endpoint=endpoint)
-    runner = Runner(config, status_out=None)
-    try:
-        status = runner.run(trains=n, duration=90)
-    finally:
-        stop.set()
-        server.join(10)
-    assert status["processed"] == n, status
+    runner = run_on_simulator(sim, "dssc_pump_probe.toml", endpoint, n)
     results = runner.hub.latest().results["binned"]
     truth = sim.truth
     assert results["mean"].coords["scan"].tolist() == list(delays)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from beamstream.config import load_config
-from beamstream.runner import Runner
-from beamstream.streamer.simulate import SaxsSimulator, simulate
-
-CONFIG = Path(__file__).resolve().parents[3] / "config" / "saxs_qphi.toml"
+from beamstream.streamer.simulate import SaxsSimulator
+from tests.simrun import run_on_simulator
 
 
 def peak_position(q: np.ndarray, i: np.ndarray, q0: float, half_width: float) -> float:
@@ -28,22 +22,7 @@ def peak_position(q: np.ndarray, i: np.ndarray, q0: float, half_width: float) ->
 def test_ring_positions_recovered(endpoint):
     sim = SaxsSimulator(seed=2, frames=2)
     n = 3
-    stop = threading.Event()
-    server = threading.Thread(
-        target=simulate,
-        kwargs=dict(
-            detector=sim, endpoint=endpoint, socket="REP", rate=0, trains=n, stop_event=stop
-        ),
-        daemon=True,
-    )
-    server.start()
-    runner = Runner(load_config(CONFIG).with_source(endpoint=endpoint), status_out=None)
-    try:
-        status = runner.run(trains=n, duration=150)
-    finally:
-        stop.set()
-        server.join(10)
-    assert status["processed"] == n, status
+    runner = run_on_simulator(sim, "saxs_qphi.toml", endpoint, n)
     res = runner.hub.latest().results["qphi"]
     iq = res["I_q"]
     q = iq.coords["q"]

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from beamstream.config import load_config
 from beamstream.processors.rixs.curvature import fit_curvature_hits
-from beamstream.runner import Runner
-from beamstream.streamer.simulate import RixsSimulator, simulate
-
-CONFIG = Path(__file__).resolve().parents[3] / "config" / "rixs_centroid.toml"
+from beamstream.streamer.simulate import RixsSimulator
+from tests.simrun import run_on_simulator
 
 
 @pytest.mark.timeout(180)
 def test_line_position_and_curvature_recovered(endpoint):
     sim = RixsSimulator(seed=4, frames=2, photons=2000)
     n = 3
-    stop = threading.Event()
-    server = threading.Thread(
-        target=simulate,
-        kwargs=dict(
-            detector=sim, endpoint=endpoint, socket="REP", rate=0, trains=n, stop_event=stop
-        ),
-        daemon=True,
-    )
-    server.start()
-    runner = Runner(load_config(CONFIG).with_source(endpoint=endpoint), status_out=None)
-    try:
-        status = runner.run(trains=n, duration=150)
-    finally:
-        stop.set()
-        server.join(10)
-    assert status["processed"] == n, status
+    runner = run_on_simulator(sim, "rixs_centroid.toml", endpoint, n)
     truth = sim.truth
     sent = sum(len(sim.train_truth(sim.first_train_id + k)["x"]) for k in range(n))
 

@@ -234,6 +234,7 @@ def write_results_file(
                 "records_files", data=list(records_files), dtype=h5py.string_dtype()
             )
             entry["records"] = h5py.ExternalLink(records_files[-1], "/records")
+            entry["records_index"] = h5py.ExternalLink(records_files[-1], "/records_index")
 
 
 def _write_state(group: h5py.Group, name: str, state: Any) -> None:
@@ -312,7 +313,7 @@ class HDF5Sink(Sink):
             taken = [str(self.path.parent / r) for r in self._records_files]
             rpath = records_path_for(self.path, taken)
             self._file = AppendFile(
-                rpath, {"beamstream_format": "beamstream-records/1", "results_file": self.path.name}
+                rpath, {"beamstream_format": "beamstream-records/2", "results_file": self.path.name}
             )
             self._writer = RecordsWriter(self._file)
             self._records_files.append(rpath.name)

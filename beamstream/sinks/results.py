@@ -30,7 +30,7 @@ from beamstream.sinks.h5layout import (
     read_tree,
 )
 from beamstream.sinks.hdf5 import write_results_file
-from beamstream.sinks.records import GROUP as RECORDS_GROUP
+from beamstream.sinks.records import RaggedRows, read_columns
 
 __all__ = [
     "ResultsFile",
@@ -239,31 +239,82 @@ def merge_results(
     return read_results_file(out)
 
 
-def read_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str, np.ndarray]:
-    """The per-train records of one or more records files, concatenated (missing: filled)."""
-    parts: list[dict[str, np.ndarray]] = []
+def read_records(
+    paths: Sequence[str | os.PathLike[str]], ragged: str = "rows"
+) -> dict[str, np.ndarray | RaggedRows]:
+    """The per-train records of one or more records files, concatenated row by row.
+
+    Scalar columns are 1-D arrays with one value per train (a file without the key: NaN, 0 or
+    ``b""``). Ragged columns (array-valued records: hit lists, per-frame values) come as
+    ``ragged="rows"`` (default): a 1-D object array with one array per train, of shape
+    ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
+    `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
+    (the trailing dims must agree across files). Rows are complete: a file being written or
+    left by a killed writer gives the rows all its columns have.
+    """
+    if ragged not in ("rows", "flat"):
+        raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
+    parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
     for p in paths:
         if not Path(p).exists():
             continue
         with open_h5(p) as f:
-            g = f.get(RECORDS_GROUP)
-            parts.append({_unescape(k): ds[()] for k, ds in g.items()} if g is not None else {})
-    keys: dict[str, np.ndarray] = {}
-    for part in parts:
-        for k, v in part.items():
-            keys.setdefault(k, v)
-    out = {}
-    for k, proto in keys.items():
+            parts.append(read_columns(f))
+    protos: dict[str, np.ndarray | RaggedRows] = {}
+    for cols, _ in parts:
+        for k, v in cols.items():  # ragged in any file: ragged
+            if k not in protos or (
+                isinstance(v, RaggedRows) and not isinstance(protos[k], RaggedRows)
+            ):
+                protos[k] = v
+    out: dict[str, np.ndarray | RaggedRows] = {}
+    for k, proto in protos.items():
+        if isinstance(proto, RaggedRows):
+            pieces = [_as_ragged(cols.get(k), n, proto) for cols, n in parts]
+            if ragged == "rows":
+                out[k] = np.concatenate([p.rows() for p in pieces])
+            else:
+                out[k] = _concat_ragged(k, pieces)
+            continue
         chunks = []
-        for part in parts:
-            n = len(next(iter(part.values()))) if part else 0
-            if k in part:
-                chunks.append(part[k])
+        for cols, n in parts:
+            v = cols.get(k)
+            if v is not None:
+                chunks.append(v)
             elif n:
-                fill = np.nan if proto.dtype.kind in "fc" else 0
+                fill = np.nan if proto.dtype.kind in "fc" else b"" if proto.dtype.kind == "S" else 0
                 chunks.append(np.full((n, *proto.shape[1:]), fill, proto.dtype))
         out[k] = np.concatenate(chunks) if chunks else proto
     return out
+
+
+def _as_ragged(v: np.ndarray | RaggedRows | None, n: int, proto: RaggedRows) -> RaggedRows:
+    """One file's part of a ragged column (missing: empty rows; fixed rows of old files: whole)."""
+    if isinstance(v, RaggedRows):
+        return v
+    if v is None:
+        return RaggedRows(proto.values[:0], np.zeros(n + 1, np.int64))
+    a = np.asarray(v)
+    if a.ndim < 2:  # a scalar column in that file: one-element rows
+        a = a.reshape(len(a), 1)
+    return RaggedRows(a.reshape(-1, *a.shape[2:]), np.arange(len(a) + 1) * a.shape[1])
+
+
+def _concat_ragged(key: str, pieces: list[RaggedRows]) -> RaggedRows:
+    if len(pieces) == 1:
+        return pieces[0]
+    rests = {p.values.shape[1:] for p in pieces}
+    if len(rests) > 1:
+        raise ValueError(
+            f"records {key!r}: trailing dims differ between files ({sorted(rests)}); "
+            "read them with ragged='rows'"
+        )
+    offsets = [np.zeros(1, np.int64)]
+    total = 0
+    for p in pieces:
+        offsets.append(p.offsets[1:] + total)
+        total += int(p.offsets[-1])
+    return RaggedRows(np.concatenate([p.values for p in pieces]), np.concatenate(offsets))
 
 
 @dataclass
@@ -271,7 +322,10 @@ class Results(Mapping):
     """`open_results`' answer: results per processor, records, config and provenance.
 
     ``results[proc]`` is an ``xarray.Dataset`` when xarray is installed (else a dict of
-    `Result`); ``records`` likewise (a dict of arrays without xarray).
+    `Result`); ``records`` likewise (a dict of arrays without xarray): one value per train for
+    scalar keys, and for ragged (array-valued) keys a 1-D object array holding one array per train
+    (see `read_records`; ``read_records(results.file.records_paths(), ragged="flat")`` gives them
+    as ``(values, offsets)``).
     """
 
     path: Path
@@ -313,7 +367,8 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
     path
         A file written by the hdf5 sink or by ``beamstream merge``.
     records
-        Also load the per-train records (from the records files listed in the file).
+        Also load the per-train records (from the records files listed in the file): scalar
+        keys as 1-D arrays, ragged (array-valued) keys as 1-D object arrays of per-train arrays.
     """
     rf = read_results_file(path)
     try:

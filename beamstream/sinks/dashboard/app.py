@@ -285,10 +285,15 @@ class DashboardApp:
         for proc, named in results.items():
             for name in named:
                 panel = self.panels.get(f"{proc}.{name}")
-                if panel is not None:
+                if panel is None:
+                    continue
+                try:  # one result that cannot be drawn must not blank the others
                     panel.update(named, self.controls)
-                    if panel.kind.kind == "image":
-                        self._init_roi(getattr(getattr(panel, "image", None), "shape", None))
+                except Exception:
+                    log.exception("dashboard panel %s failed", panel.key)
+                    continue
+                if panel.kind.kind == "image":
+                    self._init_roi(getattr(getattr(panel, "image", None), "shape", None))
 
     def _scan_options(self, keys: set[float], results: dict[str, dict[str, Any]]) -> None:
         labels = {f"{k:g}": k for k in sorted(keys)}

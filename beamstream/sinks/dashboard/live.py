@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, Div, Select
+from bokeh.models import ColumnDataSource, Div, NumeralTickFormatter, Select
 from bokeh.plotting import figure
 
 from beamstream.sinks.dashboard import prep
@@ -102,6 +102,10 @@ class RecordsPanel:
                 **({"x_range": x_range} if x_range is not None else {}),
             )
             x_range = fig.x_range
+            # train ids are ~1e10: plain integers, not "1.000000005e+10"
+            fig.xaxis.formatter = NumeralTickFormatter(format="0")
+            fig.xaxis.ticker.min_interval = 1
+            fig.xaxis.major_label_orientation = 0.3
             line = fig.line("train_id", default, source=self.source)
             marks = fig.scatter("train_id", default, source=self.source, size=3)
             sel.on_change("value", self._chooser(fig, line, marks))
@@ -119,6 +123,32 @@ class RecordsPanel:
             fig.yaxis.axis_label = new
 
         return choose
+
+    def _replace_empty_defaults(self) -> None:
+        """A plot still on its default value with no data (e.g. ``scan_value`` of a run without
+        a scan) switches to a value that has data and is not shown yet (processor values first)."""
+
+        def finite(k: str) -> list[float]:
+            return [v for v in self.columns.get(k, ()) if math.isfinite(v)]
+
+        def rank(k: str) -> tuple[bool, bool, str]:  # varying values first, processor values next
+            v = finite(k)
+            return (min(v) == max(v), "." not in k, k)
+
+        shown = {s.value for s in self.selects}
+        spare = sorted(
+            (
+                k
+                for k in self.columns
+                if k not in shown and k not in ("train_id", "timestamp") and finite(k)
+            ),
+            key=rank,
+        )
+        has_data = finite
+        for i, sel in enumerate(self.selects):
+            default = self.DEFAULTS[i] if i < len(self.DEFAULTS) else "train_id"
+            if sel.value == default and not has_data(default) and spare:
+                sel.value = spare.pop(0)
 
     def add(self, records: list[dict[str, Any]]) -> None:
         """Append records (streamed to the browser; the whole table only when keys change)."""
@@ -138,6 +168,7 @@ class RecordsPanel:
             options = sorted(k for k in self.columns if k != "train_id") + ["train_id"]
             for sel in self.selects:
                 sel.options = options
+            self._replace_empty_defaults()
         else:
             n = min(len(rows), self.history)
             new = {k: np.asarray(list(v)[-n:]) for k, v in self.columns.items()}

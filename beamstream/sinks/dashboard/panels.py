@@ -8,16 +8,20 @@ report.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import (
+    BasicTickFormatter,
     BoxAnnotation,
     ColorBar,
     ColumnDataSource,
+    Div,
     LayoutDOM,
+    LegendItem,
     LinearColorMapper,
 )
 from bokeh.palettes import Category10_10, Viridis256
@@ -31,6 +35,11 @@ __all__ = ["Controls", "ImageView", "Panel", "make_panel", "PANEL_TYPES"]
 
 WIDTH = 520
 COLORS = list(Category10_10)
+
+
+def _readable() -> BasicTickFormatter:
+    """Plain numbers up to 1e9 (sums of many pixels), not "-5.000e+4"."""
+    return BasicTickFormatter(power_limit_high=9, power_limit_low=-4)
 
 
 @dataclass
@@ -47,7 +56,15 @@ class Controls:
 class ImageView:
     """A figure with one image glyph, a colour bar, an ROI box and an optional mask overlay."""
 
-    def __init__(self, name: str, title: str, mask: np.ndarray | None = None, height: int = 380):
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        mask: np.ndarray | None = None,
+        height: int = 380,
+        match_aspect: bool = True,
+        labels: tuple[str, str] = ("x", "y"),
+    ):
         self.name = name
         self.source = ColumnDataSource(
             {
@@ -64,10 +81,11 @@ class ImageView:
             title=title,
             width=WIDTH,
             height=height,
-            match_aspect=True,
+            # square pixels for detector images; a map's axes have different units (q, phi)
+            match_aspect=match_aspect,
             name=f"figure:{name}",
             tools="pan,wheel_zoom,box_zoom,reset,hover,save",
-            tooltips=[("x", "$x{0.0}"), ("y", "$y{0.0}"), ("value", "@image")],
+            tooltips=[(labels[0], "$x{0.000}"), (labels[1], "$y{0.000}"), ("value", "@image")],
         )
         self.fig.image("image", "x", "y", "dw", "dh", source=self.source, color_mapper=self.mapper)
         self.fig.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
@@ -115,11 +133,15 @@ class ImageView:
         small, _ = prep.decimate(full, controls.max_image)
         drawn, lo, hi = prep.color_levels(small, controls.scale, controls.levels)
         x, y, dw, dh, xl, yl = prep.image_geometry(res, full.shape, data_dims)
+        pixels = data_dims[-2:] == prep.PIXEL_DIMS
+        if pixels and self.shape != full.shape and full.shape[0] and full.shape[1]:
+            # a height that fits the detector's aspect (square pixels): no empty band
+            frame = WIDTH - 130  # the plot frame of a WIDTH figure with axis and colour bar
+            self.fig.height = int(min(max(70 + frame * full.shape[0] / full.shape[1], 240), 560))
         self.shape = full.shape
         self.source.data = {"image": [drawn], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}
         self.mapper.update(low=lo, high=hi)
         self.fig.xaxis.axis_label, self.fig.yaxis.axis_label = xl, yl
-        pixels = data_dims[-2:] == prep.PIXEL_DIMS
         if pixels and controls.roi is not None:
             x0, x1, y0, y1 = controls.roi
             self.roi.update(left=x0, right=x1, bottom=y0, top=y1, visible=True)
@@ -139,6 +161,20 @@ class Panel:
         self.proc, self.result, self.kind = proc, res.name, kind
         self.key = f"{proc}.{res.name}"
         self.layout: LayoutDOM = column()
+        #: a short text shown instead of the plots when there is nothing to draw
+        self.note = Div(text="", visible=False, width=WIDTH, name=f"note:{self.key}")
+        self.empty = False
+
+    def show_empty(self, empty: bool, figs: list[Any], why: str = "") -> None:
+        """Hide ``figs`` and show a "no data" note instead (or the other way round)."""
+        if empty:
+            text = f"<b>{html.escape(self.key)}</b>: no data{html.escape(why)}"
+            if self.note.text != text:
+                self.note.text = text
+        self.empty = empty
+        self.note.visible = empty
+        for f in figs:
+            f.visible = not empty
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         """Fill the sources from this processor's results with the current controls."""
@@ -158,8 +194,19 @@ class ImagePanel(Panel):
 
     def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
         super().__init__(proc, res, kind, mask)
-        self.image = ImageView(self.key, self.key, mask if kind.kind == "image" else None)
-        self.layout = column(self.image.fig, name=f"panel:{self.key}")
+        is_map = kind.kind == "map"
+        labels = (kind.data_dims[-1], kind.data_dims[-2]) if is_map else ("x", "y")
+        self.image = ImageView(
+            self.key,
+            self.key,
+            None if is_map else mask,
+            match_aspect=not is_map,
+            labels=labels,
+        )
+        self.layout = column(self.note, self.image.fig, name=f"panel:{self.key}")
+
+    def figures(self) -> list[Any]:
+        return [self.image.fig]
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         res = results.get(self.result)
@@ -169,8 +216,12 @@ class ImagePanel(Panel):
         values, _ = prep.reduce_scan(res, sel.scan, prep.sibling(results, res, "weight"))
         img = prep.pick(values, self.kind.group_dims, res, sel.slot)
         slot = self._slot_label(res, sel.slot)
-        self.image.fig.title.text = self.title(res, controls) + slot
-        self.image.show(img, controls, res, self.kind.data_dims)
+        title = self.title(res, controls) + slot
+        self.image.fig.title.text = title
+        empty = prep.all_missing(img)
+        self.show_empty(empty, self.figures(), f" ({title.split(' (', 1)[-1]}")
+        if not empty:
+            self.image.show(img, controls, res, self.kind.data_dims)
 
     def _slot_label(self, res: Result, slot: str | None) -> str:
         for d in self.kind.group_dims:
@@ -196,12 +247,14 @@ class PumpProbePanel(ImagePanel):
             x_axis_label=f"scan [{unit}]" if unit else "scan",
             y_axis_label="ROI sum",
             tools="pan,wheel_zoom,box_zoom,reset,hover,save",
+            name=f"figure:curve:{self.key}",
         )
+        fig.yaxis.formatter = _readable()
         fig.line("x", "y", source=self.curve, line_width=2)
         fig.scatter("x", "y", source=self.curve, size=6)
         fig.segment("x", "lower", "x", "upper", source=self.curve, line_width=1.5)
         self.curve_fig = fig
-        self.layout = row(self.image.fig, fig, name=f"panel:{self.key}")
+        self.layout = column(self.note, row(self.image.fig, fig), name=f"panel:{self.key}")
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         super().update(results, controls)
@@ -209,6 +262,11 @@ class PumpProbePanel(ImagePanel):
         if res is not None:
             curve = prep.pump_probe_curve(results, res, controls.roi)
             self.curve.data = curve
+            roi = controls.roi
+            where = "" if roi is None else " (ROI x {}..{}, y {}..{})".format(*roi)
+            self.curve_fig.title.text = f"{self.key}: ROI sum vs scan{where}"
+            # the image may be empty for the chosen bin while other bins have a curve
+            self.curve_fig.visible = not prep.all_missing(curve["y"])
 
 
 class LinesPanel(Panel):
@@ -243,13 +301,15 @@ class LinesPanel(Panel):
             x_axis_label=xl,
             y_axis_label=res.units or short(res.name),
             tools="pan,wheel_zoom,box_zoom,reset,save",
+            name=f"figure:{self.key}",
         )
         self.fig.multi_line(
             "xs", "ys", source=self.lines, color="color", legend_field="label", line_width=2
         )
         self.fig.segment("x", "lower", "x", "upper", source=self.errors, color="black", alpha=0.6)
+        self.latest_item: LegendItem | None = None
         if kind.kind == "curve":
-            self.fig.line(
+            latest = self.fig.line(
                 "x",
                 "y",
                 source=self.latest,
@@ -257,11 +317,19 @@ class LinesPanel(Panel):
                 line_dash="dashed",
                 legend_label="latest train",
             )
+            self.latest_item = next(
+                (i for i in self.fig.legend.items if latest in i.renderers), None
+            )
+            if self.latest_item is not None:
+                self.latest_item.visible = False
         else:
             self.fig.scatter("xs", "ys", source=self.points, color="color", size=6)
         self.fig.legend.click_policy = "hide"
         self.fig.legend.location = "top_right"
-        self.layout = column(self.fig, name=f"panel:{self.key}")
+        self.fig.yaxis.formatter = _readable()
+        #: scalars of a single scan bin (or none) are shown as a small table instead of a plot
+        self.table = Div(text="", visible=False, name=f"table:{self.key}")
+        self.layout = column(self.note, self.table, self.fig, name=f"panel:{self.key}")
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         res = results.get(self.result)
@@ -275,6 +343,12 @@ class LinesPanel(Panel):
         weights = prep.sibling(results, res, "weight")
         sigma = prep.sibling(results, res, "sigma")
         values, sig = prep.reduce_scan(res, sel.scan, weights, sigma)
+        title = self.title(res, controls)
+        self.fig.title.text = title
+        empty = prep.all_missing(values)
+        self.show_empty(empty, [self.fig], f" ({title.split(' (', 1)[-1]}")
+        if empty:
+            return
         dim = self.kind.data_dims[0]
         x = np.asarray(res.coords.get(dim, np.arange(values.shape[-1])), dtype=np.float64)
         curves = values.reshape(-1, values.shape[-1])
@@ -284,7 +358,6 @@ class LinesPanel(Panel):
             s = prep.pick(sig, self.kind.group_dims, res, sel.slot)
             v = prep.pick(values, self.kind.group_dims, res, sel.slot)
             self.errors.data = {"x": x, "lower": v - s, "upper": v + s}
-        self.fig.title.text = self.title(res, controls)
 
     def _scalar(self, res: Result) -> None:
         data = np.asarray(res.data, dtype=np.float64)
@@ -303,6 +376,18 @@ class LinesPanel(Panel):
             "ys": np.concatenate(lines["ys"]) if lines["ys"] else np.zeros(0),
             "color": [c for c in lines["color"] for _ in range(n)],
         }
+        finite = data[np.isfinite(data)]
+        if finite.size:
+            # a constant line gets a readable axis (Bokeh's default span is 2 around the value)
+            top = float(np.max(np.abs(finite)))
+            self.fig.y_range.min_interval = 0.1 * top if top > 0 else 1.0
+        empty = prep.all_missing(data)
+        tiny = n <= 1 and not empty
+        self.show_empty(empty, [])
+        if tiny:
+            self.table.text = _table(self.key, res, labels, data[order].reshape(-1), keys[order])
+        self.table.visible = tiny
+        self.fig.visible = not (tiny or empty)
 
     def show_latest(self, x: np.ndarray | None, y: np.ndarray | None) -> None:
         """The latest train's curve (or nothing)."""
@@ -310,6 +395,8 @@ class LinesPanel(Panel):
             self.latest.data = {"x": [], "y": []}
         else:
             self.latest.data = {"x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64)}
+        if self.latest_item is not None:  # no "latest train" legend entry without its curve
+            self.latest_item.visible = x is not None and y is not None
 
 
 def short(name: str) -> str:
@@ -323,6 +410,27 @@ def _group_labels(res: Result, group_dims: tuple[str, ...]) -> list[str]:
         names = [str(s) for s in res.coords.get(d, range(n))]
         labels = [f"{a}/{b}" if a else b for a in labels for b in names]
     return labels if labels != [""] else [short(res.name)]
+
+
+def _fmt(v: float) -> str:
+    if not np.isfinite(v):
+        return "–"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}".replace(",", "\u2009")
+    return f"{v:.6g}"
+
+
+def _table(key: str, res: Result, labels: list[str], values: np.ndarray, keys: np.ndarray) -> str:
+    """A small HTML table of a scalar result's values (one scan bin or none)."""
+    unit = f" [{html.escape(res.units)}]" if res.units else ""
+    scan = f" (scan {keys[0]:g})" if keys.size and "scan" in res.dims else ""
+    head = f"<b>{html.escape(key)}</b>{unit}{html.escape(scan)}"
+    cells = "".join(
+        f"<tr><td style='padding-right:1em'>{html.escape(lab)}</td>"
+        f"<td style='text-align:right;font-family:monospace'>{_fmt(float(v))}</td></tr>"
+        for lab, v in zip(labels, values, strict=False)
+    )
+    return f"{head}<table>{cells}</table>"
 
 
 def _lines(x: np.ndarray, curves: np.ndarray, labels: list[str]) -> dict[str, list[Any]]:

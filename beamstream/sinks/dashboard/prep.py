@@ -30,6 +30,7 @@ __all__ = [
     "image_geometry",
     "roi_sum",
     "pump_probe_curve",
+    "all_missing",
     "numeric_scalars",
     "HIDDEN_PREFIXES",
 ]
@@ -128,8 +129,38 @@ def sibling(results: dict[str, Result], res: Result, role: str) -> Result | None
         if tuple(res.dims[: len(other.dims)]) == tuple(other.dims):
             if role == "sigma" and other.dims != res.dims:
                 continue
-            return other
+            aligned = _align(other, res)
+            if aligned is not None:
+                return aligned
     return None
+
+
+def _align(other: Result, res: Result) -> Result | None:
+    """``other`` with its leading dims matched to ``res``'s by coordinate value (e.g. the
+    ``counts`` of all slots for a result of the non-dark slots only); None when they cannot be
+    matched."""
+    data = np.asarray(other.data)
+    shape = np.shape(res.data)[: data.ndim]
+    if data.shape == shape and all(
+        d not in other.coords
+        or d not in res.coords
+        or np.array_equal(np.asarray(other.coords[d]), np.asarray(res.coords[d]))
+        for d in other.dims
+    ):
+        return other
+    coords = dict(other.coords)
+    for axis, d in enumerate(other.dims):
+        if data.shape[axis] == shape[axis] and (d not in res.coords or d not in other.coords):
+            continue
+        if d not in res.coords or d not in other.coords:
+            return None
+        have = [str(v) for v in np.asarray(other.coords[d]).tolist()]
+        want = [str(v) for v in np.asarray(res.coords[d]).tolist()]
+        if not set(want) <= set(have):
+            return None
+        data = np.take(data, [have.index(w) for w in want], axis=axis)
+        coords[d] = np.asarray(res.coords[d])
+    return Result(other.name, data, other.dims, coords, other.units, other.coord_units, other.attrs)
 
 
 def _broadcast(weights: np.ndarray, ndim: int) -> np.ndarray:
@@ -287,11 +318,14 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
 
 
 def roi_sum(img: np.ndarray, roi: tuple[int, int, int, int] | None) -> float:
-    """NaN-ignoring sum of a 2-D image inside ``roi = (x0, x1, y0, y1)`` (pixels, end excluded)."""
+    """NaN-ignoring sum of a 2-D image inside ``roi = (x0, x1, y0, y1)`` (pixels, end excluded);
+    NaN when the ROI holds no finite pixel (e.g. a scan bin where nothing was counted)."""
     a = np.asarray(img, dtype=np.float64)
     if roi is not None:
         x0, x1, y0, y1 = (int(v) for v in roi)
         a = a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
+    if not np.isfinite(a).any():
+        return math.nan
     return float(np.nansum(a))
 
 
@@ -302,30 +336,56 @@ def pump_probe_curve(
 ) -> dict[str, np.ndarray]:
     """The delay-scan curve: the ROI sum of the pump-probe difference image per scan bin.
 
-    Error bars are the counting (Poisson) error of the difference of the ROI sums of the mean
-    pumped and unpumped images, ``sqrt(|S_p| / n_p + |S_u| / n_u)`` with ``n`` the frame counts
-    of the bin (from the ``counts`` result), i.e. assuming pixel values in photons. Without
-    ``mean``/``counts`` siblings the errors are NaN.
+    One point per scan bin (sorted by scan value; NaN where the bin has no data). Error bars are
+    the counting (Poisson) error of the ROI sums of the mean images the difference is made of,
+    ``sqrt(sum_s |S_s| / n_s)`` over the pumped and unpumped slots (and their dark slots when the
+    difference is dark-subtracted, ``pp.attrs["dark_subtracted"]``, as named by the
+    ``mean_dark_subtracted`` result's ``dark_slot`` attribute), with ``n_s`` the frame
+    counts of the bin (from the ``counts`` result), i.e. assuming pixel values in photons.
+    Without ``mean``/``counts`` siblings the errors are NaN.
     """
-    keys = np.asarray(pp.coords.get(SCAN_DIM, np.arange(np.shape(pp.data)[0])), dtype=np.float64)
     data = np.asarray(pp.data)
+    if SCAN_DIM in pp.dims and pp.dims.index(SCAN_DIM) != 0:
+        data = np.moveaxis(data, pp.dims.index(SCAN_DIM), 0)
+    elif SCAN_DIM not in pp.dims:
+        data = data[np.newaxis]
+    keys = np.asarray(pp.coords.get(SCAN_DIM, np.arange(data.shape[0])), dtype=np.float64)
     y = np.array([roi_sum(flatten_modules(data[i]), roi) for i in range(data.shape[0])])
     err = np.full(y.shape, np.nan)
     prefix = pp.name[: len(pp.name) - len(short_name(pp.name))]
     mean, counts = results.get(prefix + "mean"), results.get(prefix + "counts")
     if mean is not None and counts is not None and "slot" in mean.coords:
         slots = [str(s) for s in mean.coords["slot"]]
-        if "pumped" in slots and "unpumped" in slots and np.shape(mean.data)[0] == data.shape[0]:
-            ip, iu = slots.index("pumped"), slots.index("unpumped")
-            m, c = np.asarray(mean.data), np.asarray(counts.data, dtype=np.float64)
+        m, c = np.asarray(mean.data), np.asarray(counts.data, dtype=np.float64)
+        same = m.shape[:2] == c.shape[:2] == (data.shape[0], len(slots))
+        if "pumped" in slots and "unpumped" in slots and same:
+            used = [slots.index("pumped"), slots.index("unpumped")]
+            sub = results.get(prefix + "mean_dark_subtracted")
+            if pp.attrs.get("dark_subtracted") and sub is not None:
+                # the binner names each subtracted slot's dark slot
+                bright = [str(s) for s in sub.coords.get("slot", ())]
+                names = [str(d) for d in sub.attrs.get("dark_slot", ())]
+                dark = dict(zip(bright, names, strict=False))
+                used += [
+                    slots.index(dark[n]) for n in ("pumped", "unpumped") if dark.get(n) in slots
+                ]
             for i in range(data.shape[0]):
-                sp = abs(roi_sum(flatten_modules(m[i, ip]), roi))
-                su = abs(roi_sum(flatten_modules(m[i, iu]), roi))
-                if c[i, ip] > 0 and c[i, iu] > 0:
-                    err[i] = math.sqrt(sp / c[i, ip] + su / c[i, iu])
+                if all(c[i, s] > 0 for s in used):
+                    sums = [abs(roi_sum(flatten_modules(m[i, s]), roi)) for s in used]
+                    err[i] = math.sqrt(sum(v / c[i, s] for v, s in zip(sums, used, strict=True)))
     order = np.argsort(keys, kind="stable")
     y, err, keys = y[order], err[order], keys[order]
     return {"x": keys, "y": y, "lower": y - err, "upper": y + err}
+
+
+def all_missing(values: Any) -> bool:
+    """Whether ``values`` hold no finite number (empty or all NaN/inf)."""
+    a = np.asarray(values)
+    if a.size == 0:
+        return True
+    if a.dtype.kind not in "biufc":
+        return False
+    return not bool(np.isfinite(a).any())
 
 
 def numeric_scalars(record: dict[str, Any]) -> dict[str, float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ class AppendFile:
         if not self._swmr_on:
             return
         self.file.close()
-        self._f = h5py.File(self.path, "a", libver="latest")
+        self._f = _reopen_for_write(self.path)
         self._swmr_on = False
 
     def _resume_swmr(self) -> None:
@@ -154,3 +155,24 @@ class AppendFile:
             self.file.flush()
             self.file.swmr_mode = True
             self._swmr_on = True
+
+
+def _reopen_for_write(path: Path, patience: float = 2.0) -> h5py.File:
+    """Reopen ``path`` read-write; a reader holding HDF5's file lock delays, never fails, this.
+
+    Readers (h5py, silx) opened in SWMR mode take a lock that blocks a non-SWMR writer. We retry
+    for ``patience`` seconds (a reader that just polls closes the file quickly), then open
+    without file locking: the one metadata change then races a long-lived reader, which sees the
+    new dataset after re-opening (as the module docs say).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return h5py.File(path, "a", libver="latest")
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "%s: held open by a reader; adding a dataset without file locking", path
+                )
+                return h5py.File(path, "a", libver="latest", locking=False)
+            time.sleep(0.02)

@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "beamstream.tools.demo",
     "beamstream.tools.run_cmd",
     "beamstream.tools.check",
+    "beamstream.tools.reprocess_cmd",
     "beamstream.streamer.simulate.cli",
     "beamstream.tools.monitor",
     "beamstream.replay.cli",

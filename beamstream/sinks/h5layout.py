@@ -36,6 +36,7 @@ __all__ = [
     "pipeline_fingerprint",
     "fingerprint_diff",
     "h5name",
+    "iter_results",
     "open_h5",
     "STR",
     "compression_kwargs",
@@ -148,8 +149,20 @@ def read_tree(group: h5py.Group) -> dict[str, Any]:
 def write_result(
     group: h5py.Group, result: Result, compression: Mapping[str, Any] | None = None
 ) -> h5py.Group:
-    """Write one result as an ``NXdata`` group named after it (signal ``data``)."""
-    g = group.create_group(h5name(result.name), track_order=True)
+    """Write one result as an ``NXdata`` group named after it (signal ``data``).
+
+    A name with ``/`` (``maps/int_saxs``, lixtools' ``data key / sub key``) is stored nested:
+    ``NXcollection`` groups for the leading parts, the ``NXdata`` group for the last.
+    """
+    *parents, leaf = [p for p in result.name.split("/") if p] or [result.name]
+    for part in parents:
+        sub = group.get(h5name(part))
+        if sub is None:
+            sub = group.create_group(h5name(part), track_order=True)
+            sub.attrs["NX_class"] = "NXcollection"
+        group = sub
+    g = group.create_group(h5name(leaf), track_order=True)
+    g.attrs["result_name"] = result.name
     g.attrs["NX_class"] = "NXdata"
     g.attrs["signal"] = "data"
     g.attrs["axes"] = [d if d in result.coords else "." for d in result.dims]
@@ -173,7 +186,7 @@ def write_result(
 
 def read_result(g: h5py.Group) -> Result:
     """The `Result` stored by `write_result`."""
-    name = _unname(g.name.rsplit("/", 1)[-1])
+    name = str(g.attrs.get("result_name", _unname(g.name.rsplit("/", 1)[-1])))
     ds = g["data"]
     dims = tuple(str(d) for d in g.attrs["dims"])
     coords, coord_units = {}, {}
@@ -186,6 +199,24 @@ def read_result(g: h5py.Group) -> Result:
     attrs = from_json(g.attrs["result_attrs_json"]) if "result_attrs_json" in g.attrs else {}
     units = str(ds.attrs.get("units", ""))
     return Result(name, _restore(ds), dims, coords, units, coord_units, attrs)
+
+
+def iter_results(group: h5py.Group) -> list[h5py.Group]:
+    """Every ``NXdata`` result group below ``group`` (nested names included), in order."""
+    found = []
+    for obj in group.values():
+        if not isinstance(obj, h5py.Group):
+            continue
+        if _str_attr(obj, "NX_class") == "NXdata":
+            found.append(obj)
+        else:
+            found += iter_results(obj)
+    return found
+
+
+def _str_attr(obj: h5py.HLObject, key: str) -> str:
+    v = obj.attrs.get(key, "")
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def open_h5(path: str | os.PathLike[str]) -> h5py.File:

@@ -221,7 +221,7 @@ def write_results_file(
             for r in named.values():
                 write_result(pg, r, compression)
             if named:
-                pg.attrs["default"] = h5name(next(iter(named.values())).name)
+                pg.attrs["default"] = h5name(next(iter(named.values())).name.split("/")[0])
         if len(res):
             res.attrs["default"] = next(iter(res))
             entry.attrs["default"] = "results"

@@ -67,18 +67,24 @@ class Hub:
     ----------
     max_records
         How many per-train records are kept for sinks that read them.
+    max_record_bytes
+        And at most this many bytes of record arrays (per-frame I(q, phi) records are large):
+        the oldest records go first.
     config_text
         The pipeline config (TOML text), for sinks that store it.
     """
 
-    def __init__(self, max_records: int = 10000, config_text: str = ""):
+    def __init__(
+        self, max_records: int = 10000, config_text: str = "", max_record_bytes: int = 1 << 30
+    ):
         self.config_text = config_text
         self.info: dict[str, Any] = {}  # run-level facts for sinks (output path, dashboard URL)
         self._cond = threading.Condition()
         self._snapshot: Snapshot | None = None
-        self._records: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(
-            maxlen=max_records
-        )
+        self._records: collections.deque[tuple[int, dict[str, Any], int]] = collections.deque()
+        self._max_records = max(1, int(max_records))
+        self._max_record_bytes = int(max_record_bytes)
+        self._record_bytes = 0
         self._record_seq = 0
         self._status: dict[str, Any] = {}
         self._closed = False
@@ -92,9 +98,16 @@ class Hub:
             self._cond.notify_all()
 
     def add_record(self, record: dict[str, Any]) -> None:
+        size = _nbytes(record)
         with self._cond:
             self._record_seq += 1
-            self._records.append((self._record_seq, record))
+            self._records.append((self._record_seq, record, size))
+            self._record_bytes += size
+            while len(self._records) > 1 and (
+                len(self._records) > self._max_records
+                or self._record_bytes > self._max_record_bytes
+            ):
+                self._record_bytes -= self._records.popleft()[2]
 
     def set_status(self, status: dict[str, Any]) -> None:
         with self._cond:
@@ -147,8 +160,15 @@ class Hub:
                 return [], seq, 0
             first = self._records[0][0]
             missed = max(0, first - seq - 1)
-            out = [r for s, r in self._records if s > seq]
+            out = [r for s, r, _ in self._records if s > seq]
             if limit is not None:
                 out = out[:limit]
             last = seq + missed + len(out)
             return out, last, missed
+
+
+def _nbytes(value: Any) -> int:
+    """Approximate memory of a record: its arrays' bytes (nested dicts included)."""
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values()) + 64
+    return int(getattr(value, "nbytes", 16))

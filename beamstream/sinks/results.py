@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from beamstream.config import PipelineConfig, parse_config
@@ -24,6 +23,7 @@ from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.h5layout import (
     fingerprint_diff,
     from_json,
+    iter_results,
     open_h5,
     pipeline_fingerprint,
     read_result,
@@ -92,8 +92,7 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
         results: dict[str, dict[str, Result]] = {}
         for proc, pg in entry.get("results", {}).items():
             results[_unescape(proc)] = {
-                r.name: r
-                for r in (read_result(g) for g in pg.values() if isinstance(g, h5py.Group))
+                r.name: r for r in (read_result(g) for g in iter_results(pg))
             }
         states, types = {}, {}
         for name, g in entry["states"].items():

@@ -44,6 +44,8 @@ def run_pipeline(
     resume: str | None = None,
     dashboard: bool | None = None,
     dashboard_port: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` with its sinks; returns the final status.
 
@@ -51,6 +53,8 @@ def run_pipeline(
     was made with a different pipeline); its hdf5 output defaults to that same file.
     ``dashboard``: True adds the live dashboard (on ``dashboard_port``), False removes it, None
     keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
+    ``workers`` / ``scheduler`` (default: the config's ``[cluster]``; ``workers=0``: none) fan the
+    run out over Dask workers (`beamstream.cluster.live.LiveDriver`).
     """
     states = None
     if resume is not None:
@@ -72,7 +76,22 @@ def run_pipeline(
         sinks = dashboard_sinks(sinks, dashboard, dashboard_port)
     hub = Hub(config.run.records, config.text)
     hub.info["config_path"] = str(Path(config.path).resolve()) if config.path != "<string>" else ""
-    runner = Runner(config, sinks, hub, states=states, status_out=None if quiet else sys.stderr)
+    status_out = None if quiet else sys.stderr
+    if workers is None and scheduler is None:
+        workers, scheduler = config.cluster.workers, config.cluster.scheduler
+    if workers or scheduler:
+        from beamstream.cluster.dask_backend import DaskBackend
+        from beamstream.cluster.live import LiveDriver, check_fanout
+
+        check_fanout(config)  # before starting a cluster
+        with DaskBackend.connect(workers, scheduler) as backend:
+            runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
+            return _run(runner, sinks, trains, duration)
+    runner = Runner(config, sinks, hub, states=states, status_out=status_out)
+    return _run(runner, sinks, trains, duration)
+
+
+def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float | None) -> dict:
     if any(s.name == "dashboard" for s in sinks):
         from beamstream.sinks.dashboard import connect_reset
 
@@ -93,6 +112,8 @@ def _handler(args: argparse.Namespace) -> int:
         resume=args.resume,
         dashboard=not args.no_dashboard,
         dashboard_port=args.dashboard_port,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     print(
         f"processed {status['processed']} trains ({status['frames']} frames) in "
@@ -132,5 +153,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PORT",
         help="port of the live dashboard on 127.0.0.1 (default 5006, or a free port when taken; "
         "0: a free port)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="fan out over a LocalCluster of N Dask worker processes, each pulling from the "
+        "PUSH source (source.socket PULL); 0: one process (default: the config's [cluster])",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDR", help="fan out over the Dask cluster at tcp://HOST:PORT"
     )
     p.set_defaults(func=_handler)

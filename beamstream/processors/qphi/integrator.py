@@ -160,6 +160,12 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         self.detectors = build_detectors(geometry, poni, mask, dark, flat, detectors, source, key)
         self.grid = self._grid(q_range, phi_range)
         self._tables: dict[tuple[int, int], Table] = {}
+        #: bin centres of the per-frame products (published as ``products["<name>.axes"]``)
+        self.axes = {
+            "q_1d": self.grid.q1d.centers(),
+            "q": self.grid.q.centers(),
+            "phi": np.degrees(self.grid.phi.centers()),
+        }
 
     # -- configuration ----------------------------------------------------------------------
     def _grid(self, q_range: Any, phi_range: Any) -> Grid:
@@ -389,6 +395,7 @@ class QPhiIntegrator(Accumulator[BinnedState]):
                     f"{self.name}: view slots {view.slots} do not match the configured {self.slots}"
                 )
         row = state.index(view.scan_key if view.scan_key is not None else 0.0)
+        view.products[f"{self.name}.axes"] = self.axes
         ok = slot >= 0
         nper = np.bincount(slot[ok], minlength=ns).astype(np.int64)
         state["n_frames"][row] += nper

@@ -377,10 +377,11 @@ class LinesPanel(Panel):
             "color": [c for c in lines["color"] for _ in range(n)],
         }
         finite = data[np.isfinite(data)]
-        if finite.size:
-            # a constant line gets a readable axis (Bokeh's default span is 2 around the value)
-            top = float(np.max(np.abs(finite)))
-            self.fig.y_range.min_interval = 0.1 * top if top > 0 else 1.0
+        if finite.size and finite.min() == finite.max():
+            # constant values get a readable axis: Bokeh's span for max == min is 2 (and 1.774e5
+            # +- 1 is labelled 1.774e+5 in steps of 1e-1); only used while max == min
+            top = abs(float(finite[0]))
+            self.fig.y_range.default_span = 0.2 * top if top > 0 else 2.0
         empty = prep.all_missing(data)
         tiny = n <= 1 and not empty
         self.show_empty(empty, [])

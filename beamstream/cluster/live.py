@@ -1,0 +1,313 @@
+"""`LiveDriver`: a live run fanned out over Dask workers (``beamstream run --workers N``).
+
+Every worker runs `beamstream.cluster.worker.live_loop` as a long-lived task: its own PULL
+receiver on the PUSH source (ZeroMQ deals the trains out round-robin to the workers that are
+ready), its own pipeline, its own partial state. Per-train data never reaches the scheduler or
+this driver. At each snapshot interval the driver runs ``live_swap`` on every worker (each returns
+its interval delta and restarts from empty; the delta stays on the worker as a future), has Dask
+merge the deltas pairwise in a tree, adds the merged delta to its total and publishes a snapshot
+to the hub and the sinks, exactly like `beamstream.runner.Runner` (whose publishing, sinks,
+signals and reset this class reuses).
+
+A worker that disappears is dropped: the run goes on with the others, and its unmerged interval
+is counted as lost (``lost_intervals`` / ``drops["worker_lost"]`` in the status).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+from beamstream.cluster import worker as tasks
+from beamstream.cluster.partial import ConfigVersionError, Partial, merge_partials
+from beamstream.cluster.spec import PipelineSpec
+from beamstream.cluster.status import ClusterStatus
+from beamstream.config import ConfigError, PipelineConfig
+from beamstream.processors.pipeline import States
+from beamstream.runner import Runner
+from beamstream.sinks.base import Sink
+from beamstream.sinks.hub import Hub
+from beamstream.streamer.train import Train
+
+__all__ = ["LiveDriver", "check_fanout"]
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """What the driver needs of `beamstream.cluster.dask_backend.DaskBackend`."""
+
+    def workers(self) -> list[str]: ...
+    def submit_long(self, address: str, fn: Any, *args: Any, key: str) -> Any: ...
+    def call_on(self, address: str, fn: Any, *args: Any) -> Any: ...
+    def wait(self, futures: Any, timeout: float) -> None: ...
+    def state(self, future: Any) -> str: ...
+    def error(self, future: Any) -> BaseException | None: ...
+    def result(self, future: Any, timeout: float | None = None) -> Any: ...
+    def cancel(self, futures: Iterable[Any]) -> None: ...
+    def merge_tree(self, futures: Any, fn: Any, *args: Any) -> Any: ...
+
+
+def check_fanout(config: PipelineConfig) -> None:
+    """Raise `ConfigError` unless the source can be shared by several workers (PUSH/PULL)."""
+    if config.source.socket.upper() != "PULL":
+        raise ConfigError(
+            f"{config.path}: source.socket: expected 'PULL' to fan trains out over workers "
+            f"(the source must bind a PUSH socket: `beamstream simulate --socket PUSH`, "
+            f"`beamstream replay --socket PUSH`), got {config.source.socket!r}"
+        )
+
+
+@dataclass
+class _Slot:
+    """One worker's share of the run."""
+
+    name: str
+    address: str
+    loop: Any
+    pending: Any = None  # a swap that did not finish in time, harvested at the next collect
+    lost: bool = False
+
+
+class LiveDriver(Runner):
+    """Run ``config`` on ``backend``'s workers; same interface and snapshots as `Runner`.
+
+    Parameters
+    ----------
+    config
+        The pipeline; ``source.socket`` must be ``PULL`` (see `check_fanout`).
+    backend
+        A connected `beamstream.cluster.dask_backend.DaskBackend`.
+    sinks, hub, states, status_out
+        As for `Runner` (sinks that want every train, e.g. ``raw``, are refused: trains never
+        reach the driver).
+    workers
+        How many of the backend's workers to use (None: all connected at the start).
+    ready_timeout
+        Seconds the workers may take to build their pipelines and connect.
+    collect_timeout
+        Seconds a snapshot waits for the workers' deltas.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        backend: Backend,
+        sinks: Iterable[Sink] = (),
+        hub: Hub | None = None,
+        states: States | None = None,
+        status_out: TextIO | None = sys.stderr,
+        workers: int | None = None,
+        ready_timeout: float = 120.0,
+        collect_timeout: float = 30.0,
+    ):
+        check_fanout(config)
+        super().__init__(config, sinks, hub, states, status_out)
+        if self._train_sinks:
+            names = ", ".join(s.name for s in self._train_sinks)
+            raise ConfigError(
+                f"{config.path}: sinks: {names} records every train where it is received; with "
+                "workers, trains never reach the driver (record with a separate single-process run)"
+            )
+        self.backend = backend
+        self.spec = PipelineSpec.from_config(config)
+        self.n_workers = workers
+        self.ready_timeout = ready_timeout
+        self.collect_timeout = collect_timeout
+        self.cstatus = ClusterStatus()
+        self.slots: list[_Slot] = []
+        self.run_id = uuid.uuid4().hex[:8]
+        #: ids of every train the workers took, per merged delta (for checks and tests)
+        self.train_ids: list[np.ndarray] = []
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(
+        self,
+        trains: int | None = None,
+        duration: float | None = None,
+        source: Iterable[Train] | None = None,
+    ) -> dict[str, Any]:
+        """Run until ``trains`` trains were taken (checked every 0.25 s, so a few more may be),
+        ``duration`` s passed, every worker was idle ``source.timeout`` s, or a stop."""
+        if source is not None:
+            raise ValueError("a scaled-out run reads the live source; reprocess files instead")
+        trains = trains if trains is not None else self.config.run.trains
+        duration = duration if duration is not None else self.config.run.duration
+        for sink in self.sinks:
+            sink.start(self.hub)
+        restore = self._install_signal_handlers()
+        try:
+            self._start_workers()
+            self._drive(trains, duration)
+        finally:
+            try:
+                self._finish()
+            finally:
+                restore()
+                self.publish(final=True)
+                self.hub.close()
+                for sink in self.sinks:
+                    sink.join(timeout=30)
+        return self.status_dict()
+
+    def _start_workers(self) -> None:
+        addresses = self.backend.workers()
+        if self.n_workers is not None:
+            addresses = addresses[: self.n_workers]
+        if not addresses:
+            raise RuntimeError("no Dask workers are connected")
+        for i, addr in enumerate(addresses):
+            name = f"beamstream-live-{self.run_id}-{i}"
+            loop = self.backend.submit_long(addr, tasks.live_loop, self.spec, name, key=name)
+            self.slots.append(_Slot(name, addr, loop))
+        self.cstatus.workers = len(self.slots)
+        deadline = time.monotonic() + self.ready_timeout
+        waiting = list(self.slots)
+        while waiting:
+            for s in list(waiting):
+                err = self.backend.error(s.loop)
+                if err is not None:
+                    raise RuntimeError(f"worker {s.address} could not start: {err}") from err
+            peeks = self._peek(waiting)
+            waiting = [s for s in waiting if not (peeks.get(s.name) or {}).get("connected")]
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(waiting)} worker(s) not ready after {self.ready_timeout:.0f} s"
+                )
+            if waiting:
+                time.sleep(0.1)
+        log.info("%d workers receive from %s", len(self.slots), self.config.source.endpoint)
+
+    def _drive(self, trains: int | None, duration: float | None) -> None:
+        run = self.config.run
+        t0 = time.monotonic()
+        next_snapshot, next_status = t0 + run.interval, t0 + run.status_interval
+        timeout = self.config.source.timeout
+        while not self._stop.wait(min(0.25, run.interval)):
+            if self._reset.is_set():
+                self._collect()
+                self._new_epoch()
+            self._check_workers()
+            if not self._alive():
+                log.error("every worker was lost: stopping")
+                return
+            now = time.monotonic()
+            if now >= next_snapshot:
+                self._collect()
+                self.publish()
+                next_snapshot = now + run.interval
+            if now >= next_status:
+                self._print_status()
+                next_status = now + run.status_interval
+            if duration is not None and now - t0 >= duration:
+                return
+            if trains is not None or timeout is not None:
+                peeks = [p for p in self._peek(self._alive()).values() if p]
+                taken = sum(p["taken"] for p in peeks)
+                if trains is not None and taken >= trains:
+                    return
+                if timeout is not None and peeks and min(p["idle_s"] for p in peeks) > timeout:
+                    log.warning("no train for %.1f s: stopping", timeout)
+                    return
+
+    # -- workers ------------------------------------------------------------------------------
+    def _alive(self) -> list[_Slot]:
+        return [s for s in self.slots if not s.lost]
+
+    def _peek(self, slots: list[_Slot]) -> dict[str, dict[str, Any] | None]:
+        futs = {s.name: self.backend.call_on(s.address, tasks.live_peek, s.name) for s in slots}
+        self.backend.wait(list(futs.values()), timeout=10.0)
+        return {
+            n: self.backend.result(f) if self.backend.state(f) == "finished" else None
+            for n, f in futs.items()
+        }
+
+    def _check_workers(self) -> None:
+        connected = set(self.backend.workers())
+        for s in self._alive():
+            if s.address not in connected:
+                self._lose(s, "worker gone")
+            elif self.backend.state(s.loop) == "error":
+                self._lose(s, f"live task failed: {self.backend.error(s.loop)}")
+
+    def _lose(self, slot: _Slot, reason: str) -> None:
+        slot.lost = True
+        self.cstatus.lose(slot.address, reason)
+        log.warning("lost worker %s (%s): its unmerged interval is lost", slot.address, reason)
+        self.backend.cancel([f for f in (slot.loop, slot.pending) if f is not None])
+
+    def _gather(self, futs: dict[str, Any], timeout: float) -> list[Any]:
+        """The finished futures of ``futs`` (by slot name); failed slots are lost."""
+        self.backend.wait(list(futs.values()), timeout)
+        connected = set(self.backend.workers())
+        ok = []
+        for s in self._alive():
+            f = futs.get(s.name)
+            if f is None:
+                continue
+            state = self.backend.state(f)
+            if state == "finished":
+                s.pending = None
+                ok.append(f)
+            elif state in ("error", "cancelled") or s.address not in connected:
+                self._lose(s, f"delta not collected: {self.backend.error(f) or state}")
+            else:
+                s.pending = f
+                log.warning("worker %s slow to hand over its delta", s.address)
+        return ok
+
+    def _collect(self, fn: Any = tasks.live_swap) -> None:
+        """Swap out every worker's delta, merge them in a Dask tree, add the result."""
+        reuse = fn is tasks.live_swap
+        futs = {
+            s.name: (s.pending if reuse and s.pending is not None else None)
+            or self.backend.call_on(s.address, fn, s.name)
+            for s in self._alive()
+        }
+        ok = self._gather(futs, self.collect_timeout)
+        if not ok:
+            return
+        root = self.backend.merge_tree(ok, merge_partials, self.spec)
+        try:
+            delta = self.backend.result(root, timeout=self.collect_timeout)
+        except Exception as e:  # a worker lost while merging: those deltas are gone
+            log.warning("merge of %d deltas failed (%s): interval lost", len(ok), e)
+            self.cstatus.lost_intervals += len(ok)
+            return
+        self.apply(delta)
+
+    def apply(self, delta: Partial) -> None:
+        """Add a merged delta to the run's total, counters and per-train records."""
+        if delta.fingerprint != self.spec.fingerprint:
+            raise ConfigVersionError(
+                f"a delta of config version {delta.fingerprint} in a run of version "
+                f"{self.spec.fingerprint}: never merged"
+            )
+        self.states = self.pipeline.merge(self.states, delta.states)
+        self.cstatus.add(delta)
+        self.train_ids.append(delta.train_ids)
+        for rec in delta.records:
+            self.hub.add_record(rec)
+
+    def _finish(self) -> None:
+        """Stop every worker and merge their last deltas."""
+        if any(s.pending is not None for s in self._alive()):
+            self._collect()  # harvest the slow swaps first
+        if self._alive():
+            self._collect(tasks.live_finish)
+        self.backend.wait([s.loop for s in self.slots], timeout=10.0)
+        self.backend.cancel([s.loop for s in self.slots if self.backend.state(s.loop) == "pending"])
+
+    # -- status -------------------------------------------------------------------------------
+    def status_dict(self) -> dict[str, Any]:
+        status = self.cstatus.snapshot()
+        status["epoch"] = self.epoch
+        status.update(self.hub.info)
+        return status

@@ -1,0 +1,95 @@
+"""`PipelineSpec`: what a worker needs to build the driver's pipeline, and a per-process pool.
+
+A `PipelineConfig` itself does not pickle (its processor parameters are read-only mapping
+proxies) and command-line overrides (``--endpoint``) are not in its TOML text, so workers get the
+text, the config's absolute path (relative files such as masks resolve against it) and the
+overridden ``[source]`` / ``[run]`` values, and parse the config themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beamstream.config import PipelineConfig, parse_config
+from beamstream.processors.pipeline import Pipeline
+
+__all__ = ["PipelineSpec", "borrowed_pipeline", "config_fingerprint"]
+
+
+def config_fingerprint(config_text: str) -> str:
+    """The config version: a hash of the processing-relevant parts of the TOML text.
+
+    Partial states of different fingerprints are never merged (see
+    `beamstream.cluster.partial.merge_partials`).
+    """
+    from beamstream.sinks.h5layout import pipeline_fingerprint
+
+    return pipeline_fingerprint(config_text)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A picklable, hashable description of a pipeline config (see the module docstring).
+
+    Parameters
+    ----------
+    text
+        The TOML text.
+    path
+        The config file's absolute path (``<string>`` when there is none).
+    source, run
+        ``[source]`` and ``[run]`` values as ``(key, value)`` pairs (overrides included).
+    """
+
+    text: str
+    path: str
+    source: tuple[tuple[str, Any], ...] = ()
+    run: tuple[tuple[str, Any], ...] = ()
+    fingerprint: str = field(default="", compare=False)
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> PipelineSpec:
+        """The spec of ``config`` (with its overridden source and run settings)."""
+        path = config.path
+        if not path.startswith("<"):
+            path = str(Path(path).resolve())
+        return cls(
+            config.text,
+            path,
+            tuple(asdict(config.source).items()),
+            tuple(asdict(config.run).items()),
+            config_fingerprint(config.text),
+        )
+
+    def config(self) -> PipelineConfig:
+        """Parse the config again (in a worker) with the same overrides."""
+        cfg = parse_config(self.text, self.path)
+        return cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+
+
+_POOL: dict[PipelineSpec, list[Pipeline]] = {}
+_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def borrowed_pipeline(spec: PipelineSpec) -> Iterator[Pipeline]:
+    """A `Pipeline` of ``spec`` for the calling thread only, returned to a per-process pool.
+
+    Building a pipeline can be expensive (q-phi tables, masks), so a worker process keeps the ones
+    it built; a thread never shares one with another thread (processors keep caches).
+    """
+    with _POOL_LOCK:
+        idle = _POOL.setdefault(spec, [])
+        pipeline = idle.pop() if idle else None
+    if pipeline is None:
+        pipeline = Pipeline(spec.config())
+    try:
+        yield pipeline
+    finally:
+        with _POOL_LOCK:
+            _POOL.setdefault(spec, []).append(pipeline)

@@ -1,0 +1,138 @@
+"""Worker side of a live scaled-out run: `LiveWorker` and the task functions Dask runs.
+
+``live_loop`` is the long-lived task: it builds the pipeline from the spec, connects its own PULL
+`Receiver` to the PUSH source and processes trains until `live_finish`. ``live_swap`` (run on the
+same worker at each snapshot) takes the interval's partial state out and restarts it from empty;
+``live_peek`` reports progress cheaply. Workers find their `LiveWorker` by name in a per-process
+registry, so none of this needs Dask (tests drive it in threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from beamstream.cluster.partial import Accumulation, Partial
+from beamstream.cluster.spec import PipelineSpec
+from beamstream.processors.pipeline import Pipeline
+from beamstream.streamer.receiver import Receiver
+
+__all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_finish"]
+
+log = logging.getLogger(__name__)
+
+_REGISTRY: dict[str, LiveWorker] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+class LiveWorker:
+    """One worker's share of a live run: receiver, pipeline and the interval's partial state.
+
+    Parameters
+    ----------
+    spec
+        The pipeline (its ``[source]`` must be a PULL socket on a PUSH source).
+    name
+        Unique name of this worker in the run (the registry key).
+    """
+
+    def __init__(self, spec: PipelineSpec, name: str):
+        self.spec = spec
+        self.name = name
+        self.config = spec.config()
+        self.pipeline = Pipeline(self.config)
+        self.acc = Accumulation(self.pipeline, spec.fingerprint, self.config.run.records)
+        self.receiver: Receiver | None = None
+        self.taken = 0  # trains taken from the receiver, over the whole run
+        self.last_train_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> dict[str, Any]:
+        """Receive and process until `stop`; returns the receiver's final stats."""
+        src = self.config.source
+        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        try:
+            while not self._stop.is_set():
+                train = self.receiver.get(timeout=0.2)
+                if train is None:
+                    if self.receiver.closed:
+                        break
+                    continue
+                with self._lock:
+                    self.acc.process(train)
+                    self.taken += 1
+                    self.last_train_at = time.monotonic()
+            return self.receiver.stats()
+        finally:
+            self.receiver.close()
+            self.done.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def swap(self) -> Partial:
+        """The partial state since the last swap (the accumulation restarts from empty)."""
+        rx = self.receiver.stats() if self.receiver is not None else {}
+        with self._lock:
+            return self.acc.take({self.name: rx})
+
+    def peek(self) -> dict[str, Any]:
+        """Progress: trains taken (whole run) and seconds since the last one."""
+        return {
+            "taken": self.taken,
+            "idle_s": time.monotonic() - self.last_train_at,
+            "connected": self.receiver is not None,
+            "running": not self.done.is_set(),
+        }
+
+
+def _get(name: str) -> LiveWorker:
+    with _REGISTRY_LOCK:
+        w = _REGISTRY.get(name)
+    if w is None:
+        raise LookupError(f"no live worker {name!r} in this process")
+    return w
+
+
+def live_loop(spec: PipelineSpec, name: str) -> dict[str, Any]:
+    """The long-lived task: build, register and run a `LiveWorker` until it is finished."""
+    w = LiveWorker(spec, name)
+    with _REGISTRY_LOCK:
+        if name in _REGISTRY:
+            raise RuntimeError(f"live worker {name!r} already runs in this process")
+        _REGISTRY[name] = w
+    try:
+        return w.run()
+    except BaseException:
+        with _REGISTRY_LOCK:
+            _REGISTRY.pop(name, None)
+        raise
+
+
+def live_swap(name: str) -> Partial:
+    """Task: the named worker's interval delta."""
+    return _get(name).swap()
+
+
+def live_peek(name: str) -> dict[str, Any] | None:
+    """Task: the named worker's progress (None while it is still starting)."""
+    with _REGISTRY_LOCK:
+        w = _REGISTRY.get(name)
+    return None if w is None else w.peek()
+
+
+def live_finish(name: str, timeout: float = 10.0) -> Partial:
+    """Task: stop the named worker, and return (and forget) its last delta."""
+    w = _get(name)
+    w.stop()
+    if not w.done.wait(timeout):
+        log.warning("live worker %s did not stop within %.0f s", name, timeout)
+    try:
+        return w.swap()
+    finally:
+        with _REGISTRY_LOCK:
+            _REGISTRY.pop(name, None)

@@ -1,0 +1,358 @@
+"""`ScanMap`: per-frame attributes placed on a 2-D scan grid (lixtools ``make_map_from_attr``).
+
+Place it after the `AttributeExtractor` in ``[[processors]]`` (accumulators run in config order
+within a train). Each accepted frame's attributes (``view.products["attrs"]``) go to the grid
+cell of the frame's scan position:
+
+* **positions** (``x_source``/``x_key``, ``y_source``/``y_key``): the nearest grid node
+  (rounding), so snake order needs no handling; a motor value may be one number per train or one
+  per frame;
+* **point index** (no position sources; ``shape``, ``first_train_id``): train ``k`` after the
+  first is point ``k`` of the scan, snake-ordered if ``snake``.
+
+State: a `BinnedState` keyed by cell (`ScanGrid.key`; cell indices are global, defined by the
+grid origin and step), fields ``sum/<attr>``, ``count/<attr>`` (finite values) and ``frames``
+per cell; the row `UNPLACED` counts frames that could not be placed, by reason. Partial scans,
+workers and files merge on the union of their cells: sums add, so overlapping cells average.
+``finalize`` divides (means; NaN where a cell has no value) and optionally derives
+``absorption = -ln(T / T_bkg)`` and transmission-corrected maps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from beamstream.streamer.train import MissingData
+
+from ..base import Accumulator, Result, TrainView
+from ..params import ParamError, positive_float, string_list
+from ..state import BinnedState
+from .grid import UNPLACED, ScanGrid
+
+__all__ = ["ScanMap", "EVENTS"]
+
+log = logging.getLogger(__name__)
+
+#: reasons a frame was not placed (the ``reason`` coordinate of ``maps/unplaced``)
+EVENTS = ("missing_position", "bad_position", "outside_grid", "no_attributes", "off_node")
+
+
+class ScanMap(Accumulator[BinnedState]):
+    """Maps of per-frame attributes over a raster scan, mergeable over partial scans.
+
+    Parameters
+    ----------
+    name
+        Instance name (the pipeline passes it).
+    attributes
+        Attribute names to map (default: every attribute the extractors produce).
+    x_source, x_key, y_source, y_key
+        Fast (x) and slow (y) axis motor positions; give both sources for position mode.
+    dx, dy, x0, y0
+        Grid step and one grid node (position units; in point-index mode the defaults 1, 0
+        make the coordinates point indices).
+    shape
+        ``[ny, nx]``: the declared grid (cells from the origin); required in point-index mode.
+    x_range, y_range
+        Declared position bounds ``[lo, hi]``; positions outside are counted, not placed.
+    snake
+        Point-index mode: odd rows run backwards.
+    tolerance
+        Positions farther than ``tolerance * step`` from every node are not placed (counted as
+        ``off_node``: the origin is not on the scan's grid, or the motor was between points).
+    first_train_id
+        Point-index mode: the train of point 0.
+    repeat
+        Point-index mode: point ``k`` wraps modulo ``ny * nx`` (else beyond the end is outside).
+    units
+        Units of the positions (coordinate units).
+    transmission
+        Name of the transmission attribute: adds ``maps/absorption = -ln(T / t_background)``.
+    t_background
+        Transmission without sample (a number) or ``"max"`` (the largest cell mean of T).
+    correct_for_transmission
+        Attributes (or ``true`` for all but ``transmission``) divided by ``T / <T>`` (``<T>``:
+        the mean over beam-on cells) in the finalized maps.
+    beam_off
+        Cells with ``T < beam_off * mean(T)`` are beam-off: NaN in corrected maps and absorption.
+    sample
+        Sample name stored with the results.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "maps",
+        attributes: Sequence[str] | None = None,
+        x_source: str | None = None,
+        x_key: str = "actualPosition",
+        y_source: str | None = None,
+        y_key: str = "actualPosition",
+        dx: float = 1.0,
+        dy: float = 1.0,
+        x0: float = 0.0,
+        y0: float = 0.0,
+        shape: Sequence[int] | None = None,
+        x_range: Sequence[float] | None = None,
+        y_range: Sequence[float] | None = None,
+        snake: bool = True,
+        tolerance: float = 0.25,
+        first_train_id: int | None = None,
+        repeat: bool = False,
+        units: str = "mm",
+        transmission: str | None = None,
+        t_background: float | str = "max",
+        correct_for_transmission: bool | Sequence[str] = False,
+        beam_off: float = 0.25,
+        sample: str = "overall",
+    ):
+        if not isinstance(name, str) or not name:
+            raise ParamError("name", "a non-empty string", name)
+        self.name = name
+        self.attributes = None if attributes is None else string_list("attributes", attributes)
+        if (x_source is None) != (y_source is None):
+            raise ParamError("y_source" if y_source is None else "x_source", "both sources", None)
+        self.positions = x_source is not None
+        for k, v in (
+            ("x_source", x_source),
+            ("y_source", y_source),
+            ("x_key", x_key),
+            ("y_key", y_key),
+        ):
+            if v is not None and (not isinstance(v, str) or not v):
+                raise ParamError(k, "a non-empty string", v)
+        self.x_source, self.x_key, self.y_source, self.y_key = x_source, x_key, y_source, y_key
+        self.grid = ScanGrid.from_params(dx, dy, x0, y0, shape, x_range, y_range, snake, tolerance)
+        if not self.positions:
+            if self.grid.shape is None:
+                raise ParamError("shape", "[ny, nx] (no x_source/y_source: point-index mode)", None)
+            if isinstance(first_train_id, bool) or not isinstance(first_train_id, int):
+                raise ParamError(
+                    "first_train_id", "the train ID of the first point", first_train_id
+                )
+        self.first_train_id = first_train_id
+        if not isinstance(repeat, bool):
+            raise ParamError("repeat", "true or false", repeat)
+        self.repeat = repeat
+        self.units = str(units)
+        self.transmission = transmission
+        if transmission is not None and not isinstance(transmission, str):
+            raise ParamError("transmission", "an attribute name", transmission)
+        if t_background != "max":
+            t_background = positive_float("t_background", t_background)
+        self.t_background = t_background
+        if isinstance(correct_for_transmission, bool):
+            self.correct: tuple[str, ...] | bool = correct_for_transmission
+        else:
+            self.correct = string_list("correct_for_transmission", correct_for_transmission)
+        if self.correct and transmission is None:
+            raise ParamError("transmission", "the transmission attribute (for corrections)", None)
+        self.beam_off = float(beam_off)
+        if not 0 <= self.beam_off < 1:
+            raise ParamError("beam_off", "a fraction in [0, 1)", beam_off)
+        if not isinstance(sample, str) or not sample:
+            raise ParamError("sample", "a non-empty string", sample)
+        self.sample = sample
+        self._units: dict[str, str] = {}
+
+    def describe(self) -> str:
+        how = (
+            f"positions {self.x_source} {self.x_key} / {self.y_source} {self.y_key}"
+            if self.positions
+            else f"point index from train {self.first_train_id}"
+        )
+        return f"ScanMap {self.name!r}: {how}, grid {self.grid.describe()}"
+
+    # -- state --------------------------------------------------------------------------------
+    def empty(self) -> BinnedState:
+        meta = {
+            "processor": "ScanMap",
+            "grid": json.dumps(self.grid.describe(), sort_keys=True),
+            "placement": json.dumps(
+                [self.x_source, self.x_key, self.y_source, self.y_key]
+                if self.positions
+                else [self.first_train_id, self.repeat]
+            ),
+        }
+        fields = {"frames": ((), np.int64), "unplaced": ((len(EVENTS),), np.int64)}
+        state = BinnedState(fields, (), meta)
+        for a in self.attributes or ():
+            state.ensure_field(f"sum/{a}", (), np.float64)
+            state.ensure_field(f"count/{a}", (), np.int64)
+        return state
+
+    # -- placement ----------------------------------------------------------------------------
+    def _per_frame(self, value: Any, n: int) -> np.ndarray:
+        a = np.asarray(value, dtype=np.float64)
+        if a.ndim == 0:
+            return np.full(n, float(a))
+        if a.shape == (n,):
+            return a
+        raise ValueError(f"shape {a.shape}")
+
+    def place(self, view: TrainView, n: int, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(iy, ix, placed, reason)`` of ``frames``; reason = index into `EVENTS` or -1."""
+        m = len(frames)
+        reason = np.full(m, -1, dtype=np.int64)
+        if self.positions:
+            try:
+                x = self._per_frame(view.train.get(self.x_source, self.x_key), n)[frames]
+                y = self._per_frame(view.train.get(self.y_source, self.y_key), n)[frames]
+            except MissingData:
+                reason[:] = 0
+                return np.zeros(m, np.int64), np.zeros(m, np.int64), reason < 0, reason
+            except (ValueError, TypeError):
+                reason[:] = 1
+                return np.zeros(m, np.int64), np.zeros(m, np.int64), reason < 0, reason
+            finite = np.isfinite(x) & np.isfinite(y)
+            reason[~finite] = 0
+            iy, ix, inside, near = self.grid.cells_of_positions(
+                np.where(finite, x, self.grid.x0), np.where(finite, y, self.grid.y0)
+            )
+            reason[finite & ~near] = 4
+            reason[finite & ~inside] = 2
+        else:
+            ny, nx = self.grid.shape  # type: ignore[misc]
+            k = int(view.train_id) - int(self.first_train_id)  # type: ignore[arg-type]
+            if self.repeat and k >= 0:
+                k %= ny * nx
+            if 0 <= k < ny * nx:
+                cy, cx = self.grid.cell_of_point(k)
+            else:
+                cy, cx = 0, 0
+                reason[:] = 2
+            iy, ix = np.full(m, cy, np.int64), np.full(m, cx, np.int64)
+        return iy, ix, reason < 0, reason
+
+    # -- the hot path -------------------------------------------------------------------------
+    def update(self, state: BinnedState, view: TrainView) -> None:
+        """Add the accepted frames' attributes to their cells (in place)."""
+        attrs = view.products.get("attrs")
+        n = len(next(iter(attrs.values()))) if attrs else max(view.n_frames, 1)
+        frames = np.arange(n) if view.frame_slot is None else np.flatnonzero(view.frame_slot >= 0)
+        view.records[f"{self.name}.x"] = np.nan
+        view.records[f"{self.name}.y"] = np.nan
+        if not attrs:
+            row = state.index(UNPLACED)
+            state["unplaced"][row, 3] += len(frames)
+            return
+        iy, ix, placed, reason = self.place(view, n, frames)
+        if (~placed).any():
+            row = state.index(UNPLACED)
+            state["unplaced"][row] += np.bincount(reason[~placed], minlength=len(EVENTS))
+        if not placed.any():
+            return
+        frames, iy, ix = frames[placed], iy[placed], ix[placed]
+        keys = ScanGrid.key(iy, ix)
+        if (keys == keys[0]).all():  # the usual case: one scan point per train
+            ukeys, inverse = keys[:1], np.zeros(len(keys), dtype=np.int64)
+        else:
+            ukeys, inverse = np.unique(keys, return_inverse=True)
+        for k in ukeys:
+            state.index(k)
+        # looked up after all insertions (an inserted key shifts the rows after it)
+        rows = np.searchsorted(state.keys, ukeys)
+        nu = len(ukeys)
+        single = nu == 1
+        if single:
+            state["frames"][rows[0]] += len(frames)
+        else:
+            state["frames"][rows] += np.bincount(inverse, minlength=nu)
+        units = view.products.get("attr_units", {})
+        for a in self.attributes or attrs:
+            values = attrs.get(a)
+            if values is None:
+                continue
+            if a not in self._units and a in units:
+                self._units[a] = units[a]
+            s = state.ensure_field(f"sum/{a}", (), np.float64)
+            c = state.ensure_field(f"count/{a}", (), np.int64)
+            v = np.asarray(values, dtype=np.float64)[frames]
+            ok = np.isfinite(v)
+            if single:
+                if ok.all():
+                    s[rows[0]] += v.sum()
+                    c[rows[0]] += len(v)
+                else:
+                    s[rows[0]] += v[ok].sum()
+                    c[rows[0]] += int(ok.sum())
+            else:
+                s[rows] += np.bincount(inverse[ok], weights=v[ok], minlength=nu)
+                c[rows] += np.bincount(inverse[ok], minlength=nu)
+        view.records[f"{self.name}.x"] = float(self.grid.x(ix[0]))
+        view.records[f"{self.name}.y"] = float(self.grid.y(iy[0]))
+
+    # -- results ------------------------------------------------------------------------------
+    def maps(self, state: BinnedState) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """``({attr: mean map (ny, nx)}, y, x)`` plus ``"n_frames"`` (frames per cell)."""
+        cells = state.keys >= 0
+        iy, ix = ScanGrid.unkey(state.keys[cells])
+        iy0, ny, ix0, nx = self.grid.extent(iy, ix)
+        out: dict[str, np.ndarray] = {}
+        count = np.zeros((ny, nx), np.int64)
+        count[iy - iy0, ix - ix0] = state["frames"][cells]
+        out["n_frames"] = count
+        names = [f[4:] for f in state.arrays if f.startswith("sum/")]
+        for a in names:
+            m = np.full((ny, nx), np.nan)
+            s, c = state[f"sum/{a}"][cells], state[f"count/{a}"][cells]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                m[iy - iy0, ix - ix0] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+            out[a] = m
+        y = self.grid.y(iy0 + np.arange(ny))
+        x = self.grid.x(ix0 + np.arange(nx))
+        return out, y, x
+
+    def _transmission(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        t = maps.get(self.transmission)  # type: ignore[arg-type]
+        if t is None or not np.isfinite(t).any():
+            return {}
+        on = t >= self.beam_off * np.nanmean(t)
+        t_bkg = float(np.nanmax(t[on])) if self.t_background == "max" else self.t_background
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["absorption"] = np.where(on & (t > 0), -np.log(t / t_bkg), np.nan)
+            t_rel = t / np.nanmean(t[on])
+            todo = (
+                [a for a in maps if a not in ("n_frames", self.transmission)]
+                if self.correct is True
+                else list(self.correct or ())
+            )
+            for a in todo:
+                if a in maps:
+                    out[a] = np.where(on, maps[a] / t_rel, np.nan)
+        return out
+
+    def finalize(self, state: BinnedState) -> dict[str, Result]:
+        """``maps/<attr>`` (cell means), ``maps/n_frames``, ``absorption``, ``unplaced``."""
+        maps, y, x = self.maps(state)
+        derived = self._transmission(maps) if self.transmission else {}
+        coords = {"y": y, "x": x}
+        cu = {"y": self.units, "x": self.units}
+        base = {"processor": self.name, "sample": self.sample, "data_key": "maps"}
+        out: dict[str, Result] = {}
+        for a, m in {**maps, **derived}.items():
+            attrs = {**base, "sub_key": a}
+            if a in derived and a != "absorption":
+                attrs["transmission_corrected"] = True
+            units = "frames" if a == "n_frames" else self._units.get(a, "")
+            rname = f"maps/{a}"
+            out[rname] = Result(rname, m, ("y", "x"), coords, units, cu, attrs)
+        unplaced = (
+            state["unplaced"].sum(axis=0) if len(state.keys) else np.zeros(len(EVENTS), np.int64)
+        )
+        out["maps/unplaced"] = Result(
+            "maps/unplaced",
+            unplaced,
+            ("reason",),
+            {"reason": np.array(EVENTS)},
+            "frames",
+            {},
+            {**base, "sub_key": "unplaced"},
+        )
+        return out

@@ -1,0 +1,80 @@
+"""Live fan-out over Dask workers equals a single-process run over the same trains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from beamstream.cluster.live import LiveDriver, check_fanout
+from beamstream.config import ConfigError
+from tests.cluster.helpers import config, push_trains, results_equal, single_process
+from tests.replay.synth import FIRST, make_train
+
+
+def test_fanout_needs_a_pull_socket():
+    cfg = config().with_source(socket="REQ")
+    with pytest.raises(ConfigError, match="source.socket: expected 'PULL'"):
+        check_fanout(cfg)
+
+
+@pytest.mark.timeout(60)
+def test_live_run_equals_single_process(two_workers, endpoint):
+    trains = [make_train(FIRST + i) for i in range(60)]
+    stop = threading.Event()
+    sender = push_trains(endpoint, trains, stop)
+    driver = LiveDriver(config(endpoint), two_workers, status_out=None)
+    try:
+        status = driver.run(trains=len(trains), duration=40)
+    finally:
+        stop.set()
+        sender.join(10)
+    ids = np.concatenate(driver.train_ids)
+    assert sorted(ids.tolist()) == [t.train_id for t in trains]  # each train once, none lost
+    assert status["processed"] == 60 and status["workers"] == 2 and status["workers_lost"] == 0
+    per_worker = [s["delivered"] for s in status_sources(driver).values()]
+    assert len(per_worker) == 2 and sum(per_worker) == 60
+    expected, _ = single_process(config(endpoint), trains)
+    results_equal(driver.hub.latest().results, expected)
+    assert driver.hub.latest().final
+
+
+def status_sources(driver: LiveDriver) -> dict:
+    return driver.cstatus.sources
+
+
+@pytest.mark.timeout(60)
+def test_lost_worker_run_goes_on(two_workers, endpoint):
+    trains = [make_train(FIRST + i) for i in range(400)]
+    stop = threading.Event()
+    sender = push_trains(endpoint, trains, stop)
+    driver = LiveDriver(config(endpoint), two_workers, status_out=None)
+    victim = two_workers.workers()[1]
+    pid = two_workers.client.run(os.getpid, workers=[victim])[victim]
+
+    def killer() -> None:
+        while driver.cstatus.processed < 20 and not stop.is_set():
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    k = threading.Thread(target=killer, daemon=True)
+    k.start()
+    try:
+        status = driver.run(duration=6)
+    finally:
+        stop.set()
+        sender.join(10)
+        k.join(5)
+    assert status["workers_lost"] == 1 and status["lost_intervals"] >= 1
+    assert status["drops"]["worker_lost"] == status["lost_intervals"]
+    merged = np.concatenate(driver.train_ids)
+    assert len(np.unique(merged)) == len(merged) == status["received"]
+    assert status["processed"] > 20  # the other worker went on
+    # what was merged is exactly a single-process run over the merged trains
+    by_id = {t.train_id: t for t in trains}
+    expected, _ = single_process(config(endpoint), [by_id[i] for i in sorted(merged)])
+    results_equal(driver.hub.latest().results, expected)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from beamstream.config import load_config
-from beamstream.runner import Runner
-from beamstream.streamer.simulate import SaxsSimulator, simulate
-
-CONFIG = Path(__file__).resolve().parents[3] / "config" / "scan_map.toml"
+from beamstream.streamer.simulate import SaxsSimulator
+from tests.simrun import run_on_simulator
 
 
 @pytest.mark.timeout(120)
@@ -20,22 +14,7 @@ def test_simulated_scan_maps_recovered(endpoint):
     ny, nx = 6, 8
     sim = SaxsSimulator(seed=4, scan=(ny, nx))
     n = ny * nx
-    stop = threading.Event()
-    server = threading.Thread(
-        target=simulate,
-        kwargs=dict(
-            detector=sim, endpoint=endpoint, socket="REP", rate=0, trains=n, stop_event=stop
-        ),
-        daemon=True,
-    )
-    server.start()
-    runner = Runner(load_config(CONFIG).with_source(endpoint=endpoint), status_out=None)
-    try:
-        status = runner.run(trains=n, duration=100)
-    finally:
-        stop.set()
-        server.join(10)
-    assert status["processed"] == n, status
+    runner = run_on_simulator(sim, "scan_map.toml", endpoint, n)
     results = runner.hub.latest().results
     maps, attrs = results["maps"], results["attrs"]
     truth = sim.truth.maps

@@ -30,6 +30,7 @@ __all__ = ["Runner"]
 
 log = logging.getLogger(__name__)
 _RECENT_IDS = 4096
+_BUSY_WINDOW_S = 0.5
 
 
 class Runner:
@@ -139,13 +140,20 @@ class Runner:
         next_snapshot = t0 + self.config.run.interval
         next_status = t0 + self.config.run.status_interval
         received = 0
+        busy, window_start = 0.0, t0
         for train in feed:
             if self._reset.is_set():
                 self._new_epoch()
             if train is not None:
                 received += 1
+                started = time.monotonic()
                 self.process(train)
+                busy += time.monotonic() - started
             now = time.monotonic()
+            if now - window_start >= _BUSY_WINDOW_S:
+                # the fraction of time spent processing: displays back off when it nears 1
+                self.hub.busy = busy / (now - window_start)
+                busy, window_start = 0.0, now
             if now >= next_snapshot:
                 self.publish()
                 next_snapshot = now + self.config.run.interval

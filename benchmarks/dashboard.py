@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -39,6 +40,7 @@ from beamstream.sinks.dashboard import DashboardSink
 from beamstream.streamer.train import Train
 
 DET = "DET/0:xtdf"
+THREADS = os.cpu_count() or 1
 CONFIG = """
 version = 1
 [source]
@@ -54,6 +56,7 @@ pattern = ["pumped", "unpumped"]
 [[processors]]
 type = "scan_binner"
 name = "binner"
+threads = THREADS
 [run]
 interval = 0.5
 status_interval = 1000
@@ -155,7 +158,8 @@ def run_once(
     if driver is not None:
         sink = DashboardSink(port=0, update_hz=update_hz, out=None)
         sinks.append(sink)
-    runner = Runner(parse_config(CONFIG, "bench.toml"), sinks, status_out=None)
+    config = CONFIG.replace("THREADS", str(THREADS))
+    runner = Runner(parse_config(config, "bench.toml"), sinks, status_out=None)
     if driver is not None:  # the server must be up to load the page: start it ahead
         sink.open(runner.hub)  # the runner's own open() then keeps this server
         driver.get(sink.url)
@@ -203,8 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="throughput runs of each kind")
     ap.add_argument("--frames", type=int, default=100, help="frames per train")
     ap.add_argument("--update-hz", type=float, default=4.0, help="dashboard refresh rate")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="ScanBinner threads (0: all cores but one, which the browser on this machine needs; "
+        "at a beamline the browser runs elsewhere)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = ap.parse_args(argv)
+    global THREADS
+    THREADS = args.threads if args.threads > 0 else max(1, (os.cpu_count() or 2) - 1)
 
     frames = make_frames(8, args.frames)
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as profile:
@@ -231,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p50_s": float(np.percentile(lat_a, 50)) if lat_a.size else None,
         "latency_p99_s": float(np.percentile(lat_a, 99)) if lat_a.size else None,
         "throughput_ratio": statistics.median(with_) / statistics.median(without),
+        "processing_threads": THREADS,
     }
     print(
         f"latency to the browser at {args.rate:g} trains/s ({lat_a.size} trains, dashboard "
@@ -240,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"throughput: {statistics.median(without):.1f} trains/s without dashboard, "
         f"{statistics.median(with_):.1f} with it open in a browser "
-        f"({args.frames} frames of 128x512 per train)"
+        f"({args.frames} frames of 128x512 per train, {THREADS} processing thread(s), "
+        f"{os.cpu_count()} cores)"
     )
     print(f"ratio {res['throughput_ratio']:.3f} (target >= 0.95)")
     if args.json:

@@ -79,6 +79,9 @@ class Hub:
     ):
         self.config_text = config_text
         self.info: dict[str, Any] = {}  # run-level facts for sinks (output path, dashboard URL)
+        #: fraction of the last half second the processing loop was busy (0..1); displays
+        #: spend less time updating as it nears 1, so they never slow processing down
+        self.busy = 0.0
         self._cond = threading.Condition()
         self._snapshot: Snapshot | None = None
         self._records: collections.deque[tuple[int, dict[str, Any], int]] = collections.deque()

@@ -591,3 +591,19 @@ def test_one_broken_panel_does_not_blank_the_others(hub, monkeypatch):
     )
     app.update()
     assert data(doc, "curve:binner.pump_probe")["y"][0] == pytest.approx(80 * (2 - 20))
+
+
+def test_updates_back_off_while_processing_is_saturated(hub):
+    app, doc = build(hub)
+    hub.busy = 0.1  # beamline rates: every periodic callback updates
+    app.update()
+    app.update()
+    assert app.throttled == 0
+    hub.busy = 1.0  # processing saturated: the display keeps to a small CPU budget
+    app.update()
+    sent = app.sent
+    app.update()
+    assert app.throttled == 1 and app.sent == sent
+    app._next_allowed = 0.0  # once its budget allows, it updates again
+    app.update()
+    assert app.sent == sent + 1

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 LATEST_PRODUCTS = {"I_q": "iq"}
 #: seconds without the browser's acknowledgement after which the next update is sent anyway
 ACK_TIMEOUT = 3.0
+#: share of one core the display updates may take while processing is saturated (hub.busy
+#: near 1); an update's Bokeh serialization costs about as much again as the callback itself
+SATURATED_BUDGET = 0.01
+SERIALIZATION_FACTOR = 2.0
 #: the browser acknowledges an update once it has been drawn (after the next animation frame)
 ACK_JS = """
 const u = st.data.update[0];
@@ -99,6 +103,8 @@ class DashboardApp:
         self.sent = 0
         self.acked = 0
         self.skipped = 0
+        self.throttled = 0
+        self._next_allowed = 0.0
         self._sent_at = 0.0
         self._record_seq = 0
         self._snap_seq = -1
@@ -208,8 +214,17 @@ class DashboardApp:
 
     # -- updating -----------------------------------------------------------------------------
     def update(self) -> None:
-        """Read the hub once and refresh what changed (the periodic callback)."""
+        """Read the hub once and refresh what changed (the periodic callback).
+
+        Updates keep within a CPU budget: while processing is saturated (``hub.busy`` near 1)
+        they take at most `SATURATED_BUDGET` of a core (fewer updates per second), so plots
+        never throttle processing; at beamline rates (processing mostly idle) every periodic
+        callback updates.
+        """
         t0 = time.perf_counter()
+        if t0 < self._next_allowed and not self._dirty:
+            self.throttled += 1
+            return
         self._updating = True
         try:
             self._update()
@@ -217,7 +232,12 @@ class DashboardApp:
             log.exception("dashboard update failed")
         finally:
             self._updating = False
-        self.update_seconds.append(time.perf_counter() - t0)
+        cost = time.perf_counter() - t0
+        self.update_seconds.append(cost)
+        if float(getattr(self.hub, "busy", 0.0)) > 0.8:
+            self._next_allowed = t0 + SERIALIZATION_FACTOR * cost / SATURATED_BUDGET
+        else:
+            self._next_allowed = 0.0
 
     def _acked(self, attr: str, old: Any, new: Any) -> None:
         try:

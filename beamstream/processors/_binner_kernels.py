@@ -10,7 +10,9 @@ The pixel axis is cut into blocks of `BLOCK` pixels, distributed over threads wi
 first summed into a small cache-resident scratch buffer (``uint32`` for 8/16-bit integers, which
 is exact for up to 65537 frames per slot, else ``int64``/``float64``), which is then added to the
 state once per train. The frames are therefore read exactly once and the large sums are touched
-once per train, not once per frame. The kernels are ``nogil``: pipeline threads overlap.
+once per train, not once per frame. With a 32-bit scratch, four frames of a slot are summed in
+registers per pass over the scratch (see `_int_block`), which keeps the kernel bound by reading the
+frames rather than by traffic to the scratch. The kernels are ``nogil``: pipeline threads overlap.
 
 Every kernel comes twice: ``add_*`` (``parallel=True``, blocks shared among numba's threads) and
 ``add_*_serial`` (one thread: no thread launch, for small trains or ``threads = 1``). They share
@@ -59,23 +61,56 @@ def _count(slot: np.ndarray, counts: np.ndarray, nslot: int, per_train_mean: boo
 
 
 @njit(nogil=True, cache=True)
-def _int_block(frames, slot, nper, sums, per_train_mean, acc, lo, n):
-    """Pixels ``lo:lo+n`` of every slot: sum the slot's frames in ``acc``, add to ``sums``."""
-    nf = frames.shape[0]
+def _frames_of(slot: np.ndarray, nslot: int) -> np.ndarray:
+    """``(n_slots, n_frames)``: row ``s`` starts with the frame indices of slot ``s``, in order."""
+    idx = np.empty((nslot, slot.shape[0]), np.int64)
+    fill = np.zeros(nslot, np.int64)
+    for k in range(slot.shape[0]):
+        s = slot[k]
+        if s >= 0:
+            idx[s, fill[s]] = k
+            fill[s] += 1
+    return idx
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _int_block(frames, idx, nper, sums, per_train_mean, acc, lo, n):
+    """Pixels ``lo:lo+n`` of every slot: sum the slot's frames in ``acc``, add to ``sums``.
+
+    With a 32-bit ``acc`` (8/16-bit frames) four frames are added per pass over ``acc``: the
+    scratch is read and written once per four frames, not per frame (the sum of four frames is
+    computed in registers, in 64-bit integers, and truncated once: exact, as every partial sum
+    fits ``acc``). Wider frames (64-bit ``acc``) add one frame at a time, as before: numba types
+    ``int64 + uint64`` as float64, so grouping would change how uint64 frames are rounded.
+    """
+    hi = lo + n
+    four = acc.itemsize == 4
     for s in range(sums.shape[0]):
-        if nper[s] == 0:
+        m = nper[s]
+        if m == 0:
             continue
         for p in range(n):
             acc[p] = 0
-        for k in range(nf):
-            if slot[k] != s:
-                continue
-            src = frames[k, lo : lo + n]
+        j = 0
+        if four:
+            while j + 4 <= m:
+                f0 = frames[idx[s, j], lo:hi]
+                f1 = frames[idx[s, j + 1], lo:hi]
+                f2 = frames[idx[s, j + 2], lo:hi]
+                f3 = frames[idx[s, j + 3], lo:hi]
+                for p in range(n):
+                    acc[p] += (np.int64(f0[p]) + np.int64(f1[p])) + (
+                        np.int64(f2[p]) + np.int64(f3[p])
+                    )
+                j += 4
+        while j < m:
+            src = frames[idx[s, j], lo:hi]
             for p in range(n):
                 acc[p] += src[p]
-        row = sums[s, lo : lo + n]
+            j += 1
+        row = sums[s, lo:hi]
         if per_train_mean:
-            d = np.float64(nper[s])
+            d = np.float64(m)
             for p in range(n):
                 row[p] += acc[p] / d
         else:
@@ -145,11 +180,12 @@ def add_int(
     """
     npix = frames.shape[1]
     nper = _count(slot, counts, sums.shape[0], per_train_mean)
+    idx = _frames_of(slot, sums.shape[0])
     nblock = (npix + BLOCK - 1) // BLOCK
     for b in prange(nblock):
         acc = np.empty(BLOCK, proto.dtype)
         lo = b * BLOCK
-        _int_block(frames, slot, nper, sums, per_train_mean, acc, lo, min(BLOCK, npix - lo))
+        _int_block(frames, idx, nper, sums, per_train_mean, acc, lo, min(BLOCK, npix - lo))
 
 
 @njit(nogil=True, cache=True)
@@ -164,9 +200,10 @@ def add_int_serial(
     """`add_int` on the calling thread only."""
     npix = frames.shape[1]
     nper = _count(slot, counts, sums.shape[0], per_train_mean)
+    idx = _frames_of(slot, sums.shape[0])
     acc = np.empty(BLOCK, proto.dtype)
     for lo in range(0, npix, BLOCK):
-        _int_block(frames, slot, nper, sums, per_train_mean, acc, lo, min(BLOCK, npix - lo))
+        _int_block(frames, idx, nper, sums, per_train_mean, acc, lo, min(BLOCK, npix - lo))
 
 
 @njit(nogil=True, cache=True, parallel=True)

@@ -145,6 +145,24 @@ class ScanGrid:
             ok &= (y >= self.y_range[0]) & (y <= self.y_range[1])
         return iy, ix, ok, near
 
+    def cell_of_position(self, x: float, y: float) -> tuple[int, int, bool, bool]:
+        """`cells_of_positions` of one finite position, in plain floats (same arithmetic)."""
+        ux = (x - self.x0) / self.dx
+        uy = (y - self.y0) / self.dy
+        fx = min(max(float(round(ux)), -LIMIT), LIMIT)  # round half to even, like np.rint
+        fy = min(max(float(round(uy)), -LIMIT), LIMIT)
+        near = abs(ux - fx) <= self.tolerance and abs(uy - fy) <= self.tolerance
+        ix, iy = int(fx), int(fy)
+        ok = abs(ix) < LIMIT and abs(iy) < LIMIT
+        if self.shape is not None:
+            ny, nx = self.shape
+            ok = ok and 0 <= iy < ny and 0 <= ix < nx
+        if self.x_range is not None:
+            ok = ok and self.x_range[0] <= x <= self.x_range[1]
+        if self.y_range is not None:
+            ok = ok and self.y_range[0] <= y <= self.y_range[1]
+        return iy, ix, ok, near
+
     def cell_of_point(self, k: int) -> tuple[int, int]:
         """``(iy, ix)`` of the ``k``-th point of a ``shape`` scan (snake if configured)."""
         if self.shape is None:

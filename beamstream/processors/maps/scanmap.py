@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,8 @@ from beamstream.streamer.train import MissingData
 from ..base import Accumulator, Result, TrainView
 from ..params import ParamError, positive_float, string_list
 from ..state import BinnedState
-from .grid import UNPLACED, ScanGrid
+from ._state import GrowingState
+from .grid import _SHIFT, LIMIT, UNPLACED, ScanGrid
 
 __all__ = ["ScanMap", "EVENTS"]
 
@@ -159,6 +161,10 @@ class ScanMap(Accumulator[BinnedState]):
             raise ParamError("sample", "a non-empty string", sample)
         self.sample = sample
         self._units: dict[str, str] = {}
+        self._record_keys = (f"{name}.x", f"{name}.y")
+        self._fields: dict[str, tuple[str, str]] = {}
+        self._xs: dict[int, float] = {}
+        self._ys: dict[int, float] = {}
 
     def describe(self) -> str:
         how = (
@@ -180,7 +186,7 @@ class ScanMap(Accumulator[BinnedState]):
             ),
         }
         fields = {"frames": ((), np.int64), "unplaced": ((len(EVENTS),), np.int64)}
-        state = BinnedState(fields, (), meta)
+        state = GrowingState(fields, (), meta)
         for a in self.attributes or ():
             state.ensure_field(f"sum/{a}", (), np.float64)
             state.ensure_field(f"count/{a}", (), np.int64)
@@ -230,16 +236,52 @@ class ScanMap(Accumulator[BinnedState]):
         return iy, ix, reason < 0, reason
 
     # -- the hot path -------------------------------------------------------------------------
+    def _place_one(self, view: TrainView, m: int) -> tuple[int, int, int] | None:
+        """``(iy, ix, reason)`` shared by all ``m`` frames when the motors give one number per
+        train (the usual case; reason -1: placed); None: per-frame positions (use `place`)."""
+        if not self.positions:
+            return None
+        try:
+            x = view.train.get(self.x_source, self.x_key)
+            y = view.train.get(self.y_source, self.y_key)
+        except MissingData:
+            return 0, 0, 0
+        if type(x) is not float and not (isinstance(x, np.ndarray) and x.ndim == 0):
+            return None
+        if type(y) is not float and not (isinstance(y, np.ndarray) and y.ndim == 0):
+            return None
+        try:
+            x, y = float(x), float(y)
+        except (ValueError, TypeError):
+            return 0, 0, 1
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return 0, 0, 0
+        iy, ix, inside, near = self.grid.cell_of_position(x, y)
+        reason = 2 if not inside else (4 if not near else -1)
+        return iy, ix, reason
+
     def update(self, state: BinnedState, view: TrainView) -> None:
         """Add the accepted frames' attributes to their cells (in place)."""
         attrs = view.products.get("attrs")
         n = len(next(iter(attrs.values()))) if attrs else max(view.n_frames, 1)
-        frames = np.arange(n) if view.frame_slot is None else np.flatnonzero(view.frame_slot >= 0)
-        view.records[f"{self.name}.x"] = np.nan
-        view.records[f"{self.name}.y"] = np.nan
+        all_frames = view.frame_slot is None
+        frames = np.arange(n) if all_frames else np.flatnonzero(view.frame_slot >= 0)
+        records = view.records
+        kx, ky = self._record_keys
+        records[kx] = np.nan
+        records[ky] = np.nan
         if not attrs:
             row = state.index(UNPLACED)
             state["unplaced"][row, 3] += len(frames)
+            return
+        one = self._place_one(view, len(frames)) if len(frames) else None
+        if one is not None:
+            cy, cx, why = one
+            if why >= 0:
+                row = state.index(UNPLACED)
+                state["unplaced"][row, why] += len(frames)
+                return
+            self._add_single(state, view, attrs, frames, all_frames, cy, cx)
             return
         iy, ix, placed, reason = self.place(view, n, frames)
         if (~placed).any():
@@ -250,19 +292,15 @@ class ScanMap(Accumulator[BinnedState]):
         frames, iy, ix = frames[placed], iy[placed], ix[placed]
         keys = ScanGrid.key(iy, ix)
         if (keys == keys[0]).all():  # the usual case: one scan point per train
-            ukeys, inverse = keys[:1], np.zeros(len(keys), dtype=np.int64)
-        else:
-            ukeys, inverse = np.unique(keys, return_inverse=True)
+            self._add_single(state, view, attrs, frames, False, int(iy[0]), int(ix[0]))
+            return
+        ukeys, inverse = np.unique(keys, return_inverse=True)
         for k in ukeys:
             state.index(k)
         # looked up after all insertions (an inserted key shifts the rows after it)
         rows = np.searchsorted(state.keys, ukeys)
         nu = len(ukeys)
-        single = nu == 1
-        if single:
-            state["frames"][rows[0]] += len(frames)
-        else:
-            state["frames"][rows] += np.bincount(inverse, minlength=nu)
+        state["frames"][rows] += np.bincount(inverse, minlength=nu)
         units = view.products.get("attr_units", {})
         for a in self.attributes or attrs:
             values = attrs.get(a)
@@ -274,18 +312,72 @@ class ScanMap(Accumulator[BinnedState]):
             c = state.ensure_field(f"count/{a}", (), np.int64)
             v = np.asarray(values, dtype=np.float64)[frames]
             ok = np.isfinite(v)
-            if single:
-                if ok.all():
-                    s[rows[0]] += v.sum()
-                    c[rows[0]] += len(v)
-                else:
-                    s[rows[0]] += v[ok].sum()
-                    c[rows[0]] += int(ok.sum())
+            s[rows] += np.bincount(inverse[ok], weights=v[ok], minlength=nu)
+            c[rows] += np.bincount(inverse[ok], minlength=nu)
+        records[kx] = self._node_x(int(ix[0]))
+        records[ky] = self._node_y(int(iy[0]))
+
+    def _add_single(
+        self,
+        state: BinnedState,
+        view: TrainView,
+        attrs: dict[str, Any],
+        frames: np.ndarray,
+        all_frames: bool,
+        iy: int,
+        ix: int,
+    ) -> None:
+        """Add ``frames`` (all in cell ``(iy, ix)``) to the state."""
+        key = (float(iy) + LIMIT) * _SHIFT + (float(ix) + LIMIT)  # ScanGrid.key, in floats
+        r = state.index(key)
+        arrays = state.arrays
+        m = len(frames)
+        arrays["frames"][r] += m
+        units = view.products.get("attr_units", {})
+        for a in self.attributes or attrs:
+            values = attrs.get(a)
+            if values is None:
+                continue
+            if a not in self._units and a in units:
+                self._units[a] = units[a]
+            sname, cname = self._field_names(a)
+            s = arrays.get(sname)
+            c = arrays.get(cname)
+            if s is None or c is None:
+                s = state.ensure_field(sname, (), np.float64)
+                c = state.ensure_field(cname, (), np.int64)
+                arrays = state.arrays
+            v = np.asarray(values, dtype=np.float64)
+            if not (all_frames and len(v) == m):
+                v = v[frames]
+            tot = v.sum()
+            if math.isfinite(tot):  # then every value is finite
+                s[r] += tot
+                c[r] += m
             else:
-                s[rows] += np.bincount(inverse[ok], weights=v[ok], minlength=nu)
-                c[rows] += np.bincount(inverse[ok], minlength=nu)
-        view.records[f"{self.name}.x"] = float(self.grid.x(ix[0]))
-        view.records[f"{self.name}.y"] = float(self.grid.y(iy[0]))
+                ok = np.isfinite(v)
+                s[r] += v[ok].sum()
+                c[r] += int(ok.sum())
+        view.records[self._record_keys[0]] = self._node_x(ix)
+        view.records[self._record_keys[1]] = self._node_y(iy)
+
+    def _field_names(self, a: str) -> tuple[str, str]:
+        names = self._fields.get(a)
+        if names is None:
+            names = self._fields[a] = (f"sum/{a}", f"count/{a}")
+        return names
+
+    def _node_x(self, ix: int) -> float:
+        v = self._xs.get(ix)
+        if v is None:
+            v = self._xs[ix] = float(self.grid.x(ix))
+        return v
+
+    def _node_y(self, iy: int) -> float:
+        v = self._ys.get(iy)
+        if v is None:
+            v = self._ys[iy] = float(self.grid.y(iy))
+        return v
 
     # -- results ------------------------------------------------------------------------------
     def maps(self, state: BinnedState) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

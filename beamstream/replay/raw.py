@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,26 @@ class _Blob:
         return msgpack.unpackb(piece, raw=False, strict_map_key=False)
 
 
+def _map_file(path: Path) -> mmap.mmap | None:
+    """The whole file mapped read-only (None where mapping is not possible)."""
+    try:
+        with open(path, "rb") as fh:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+
+
+def _unfiltered(ds: h5py.Dataset) -> bool:
+    try:
+        return ds.id.get_create_plist().get_nfilters() == 0
+    except Exception:  # an odd dataset: read it through HDF5
+        return False
+
+
 class _Array:
-    def __init__(self, group: h5py.Group, n: int):
+    def __init__(self, group: h5py.Group, n: int, mapped: mmap.mmap | None = None):
         self.data = group["data"]
+        self.mapped = mapped if _unfiltered(self.data) else None
         self.counts = group["count"][:n]
         self.offsets = _offsets(self.counts)
         self.ndim = int(self.data.attrs.get("ndim", self.data.ndim))
@@ -68,8 +86,39 @@ class _Array:
         lo = int(self.offsets[pos])
         if lo + c > self.data.shape[0]:
             raise ValueError(f"array {self.key!r} truncated")
-        arr = self.data[lo : lo + c] if c else np.zeros((0, *self.data.shape[1:]), self.data.dtype)
+        arr = self._from_map(lo, c)
+        if arr is None:
+            arr = (
+                self.data[lo : lo + c]
+                if c
+                else np.zeros((0, *self.data.shape[1:]), self.data.dtype)
+            )
         return arr.reshape(()) if self.ndim == 0 else arr
+
+    def _from_map(self, lo: int, c: int) -> np.ndarray | None:
+        """Rows that fill exactly one stored chunk, as a zero-copy view of the mapped file.
+
+        The recorder writes one train per chunk, uncompressed by default: replaying then sends
+        the bytes straight from the page cache, without reading them into memory first.
+        """
+        ds = self.data
+        if self.mapped is None or c == 0 or ds.chunks is None or ds.chunks[0] != c or lo % c:
+            return None
+        try:
+            info = ds.id.get_chunk_info_by_coord((lo,) + (0,) * (ds.ndim - 1))
+        except (KeyError, ValueError, RuntimeError):
+            return None
+        nbytes = c * int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
+        off = info.byte_offset
+        if (
+            info.filter_mask
+            or info.size != nbytes
+            or off is None
+            or off + nbytes > len(self.mapped)
+        ):
+            return None
+        arr = np.frombuffer(self.mapped, ds.dtype, c * int(np.prod(ds.shape[1:])), off)
+        return arr.reshape((c, *ds.shape[1:]))
 
 
 class RawReader(Reader):
@@ -106,6 +155,7 @@ class RawReader(Reader):
 
     def _open(self) -> None:
         f = self._f
+        self._map = _map_file(self.path)
         lengths = [len(f["index/train_id"]), len(f["index/timestamp"])]
         sources = f.get("sources", {})
         for sg in sources.values():
@@ -119,7 +169,7 @@ class RawReader(Reader):
             src = _unname(name)
             if not wanted_source(self.includes, src):
                 continue
-            arrays = [_Array(ag, n) for ag in sg.get("arrays", {}).values()]
+            arrays = [_Array(ag, n, self._map) for ag in sg.get("arrays", {}).values()]
             arrays = [a for a in arrays if wanted(self.includes, src, a.key)]
             self._sources[src] = (_Blob(sg["meta"], n), _Blob(sg["plain"], n), arrays)
 
@@ -147,3 +197,8 @@ class RawReader(Reader):
 
     def close(self) -> None:
         self._f.close()
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # trains still in use keep the mapping alive until collected
+                pass

@@ -300,3 +300,25 @@ def test_replay_cli(tmp_path: Path, endpoint: str, capsys) -> None:
     with pytest.raises(ValueError, match="expected recorded, max or trains per second"):
         bad.func(bad)
     assert FIRST == 10000 and DET
+
+
+def test_raw_reader_maps_uncompressed_chunks_without_reading(tmp_path: Path) -> None:
+    import mmap
+
+    trains = list(make_trains(6))
+    path = tmp_path / "mapped.h5"
+    writer = RawWriter(path)
+    writer.write(trains)
+    writer.close()
+    reader = open_reader(path)
+    try:
+        for original, back in zip(trains, reader, strict=True):
+            assert_same_train(original, back)
+            arr = back.data[DET]["image.data"]
+            base = arr
+            while isinstance(base, np.ndarray | memoryview):
+                base = base.obj if isinstance(base, memoryview) else base.base
+            assert isinstance(base, mmap.mmap), "one chunk per train is served from the mapping"
+            assert not arr.flags.writeable
+    finally:
+        reader.close()

@@ -19,6 +19,8 @@ from beamstream.processors.params import (
 )
 
 __all__ = [
+    "DetectorSetup",
+    "resolve_setup",
     "Roi",
     "parse_roi",
     "parse_frame_shape",
@@ -279,3 +281,44 @@ def check_frames(view: TrainView) -> np.ndarray:
     if np.issubdtype(frames.dtype, np.complexfloating):
         raise ValueError("complex frames are not supported")
     return frames
+
+
+@dataclass(frozen=True)
+class DetectorSetup:
+    """What both RIXS processors derive from ``dark``, ``frame_shape``, ROI and energy bins."""
+
+    dark_mode: str  # "none", "slots" or "image"
+    dark_image: np.ndarray | None
+    frame_shape: tuple[int, int] | None
+    axis: EnergyAxis
+
+
+def resolve_setup(
+    dark: Any,
+    frame_shape: Any,
+    roi: Roi,
+    bins: Any,
+    pixel_range: Any,
+    energy_calibration: Any,
+    min_size: int | None = None,
+) -> DetectorSetup:
+    """Validate the dark and frame shape together and resolve the energy axis.
+
+    A dark image fixes the frame shape (and must agree with a given ``frame_shape``); a known
+    shape resolves the ROI, whose ``y`` range is the default pixel range of the energy bins.
+    """
+    dark_v = parse_dark(dark)
+    mode = "none" if dark_v is None else ("slots" if isinstance(dark_v, str) else "image")
+    image = dark_v if mode == "image" else None
+    shape = parse_frame_shape(frame_shape)
+    if image is not None:
+        if shape is not None and image.shape != shape:
+            raise ParamError("dark", f"an image of frame_shape {list(shape)}", image.shape)
+        shape = image.shape
+    y_range = roi.y
+    if shape is not None:
+        y0, y1, _, _ = roi.resolve(shape) if min_size is None else roi.resolve(shape, min_size)
+        y_range = (y0, y1)
+    return DetectorSetup(
+        mode, image, shape, parse_energy_axis(bins, pixel_range, energy_calibration, y_range)
+    )

@@ -13,10 +13,8 @@ from beamstream.processors.rixs._common import (
     SlotMap,
     check_frames,
     frame_monitor,
-    parse_dark,
-    parse_energy_axis,
-    parse_frame_shape,
     parse_roi,
+    resolve_setup,
 )
 from beamstream.processors.rixs._detect_kernels import detect_xfel
 from beamstream.processors.rixs._esrf_kernel import detect_esrf
@@ -132,24 +130,17 @@ single_fraction, double_fraction, double_threshold
         else:
             self.hit_list = non_negative_int("hit_list", hit_list)
         self.slot_map = SlotMap(slots)
-        dark_v = parse_dark(dark)
-        self.dark_mode = (
-            "none" if dark_v is None else ("slots" if isinstance(dark_v, str) else "image")
+        setup = resolve_setup(
+            dark,
+            frame_shape,
+            self.roi,
+            bins,
+            pixel_range,
+            energy_calibration,
+            min_size=_MIN_SIZE[self.mode],
         )
-        self._dark_image = dark_v if self.dark_mode == "image" else None
-        shape = parse_frame_shape(frame_shape)
-        if self._dark_image is not None:
-            if shape is not None and self._dark_image.shape != shape:
-                raise ParamError(
-                    "dark", f"an image of frame_shape {list(shape)}", self._dark_image.shape
-                )
-            shape = self._dark_image.shape
-        self.frame_shape = shape
-        y_range = self.roi.y
-        if shape is not None:
-            y0, y1, _, _ = self.roi.resolve(shape, _MIN_SIZE[self.mode])
-            y_range = (y0, y1)
-        self.axis = parse_energy_axis(bins, pixel_range, energy_calibration, y_range)
+        self.dark_mode, self._dark_image = setup.dark_mode, setup.dark_image
+        self.frame_shape, self.axis = setup.frame_shape, setup.axis
         self._geom: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self._dark_crop: dict[tuple[int, ...], np.ndarray] = {}
         self._dark_sum: np.ndarray | None = None

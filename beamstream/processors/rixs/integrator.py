@@ -13,10 +13,8 @@ from beamstream.processors.rixs._common import (
     SlotMap,
     check_frames,
     frame_monitor,
-    parse_dark,
-    parse_energy_axis,
-    parse_frame_shape,
     parse_roi,
+    resolve_setup,
 )
 from beamstream.processors.rixs._integrate_kernels import integrate_frames, overlap_table
 from beamstream.processors.rixs.curvature import parse_curvature
@@ -78,24 +76,9 @@ class EnergyIntegrator(Accumulator[BinnedState]):
         self.roi = parse_roi(roi)
         self.curvature = parse_curvature(curvature)
         self.slot_map = SlotMap(slots)
-        dark_v = parse_dark(dark)
-        self.dark_mode = (
-            "none" if dark_v is None else ("slots" if isinstance(dark_v, str) else "image")
-        )
-        self._dark_image = dark_v if self.dark_mode == "image" else None
-        shape = parse_frame_shape(frame_shape)
-        if self._dark_image is not None:
-            if shape is not None and self._dark_image.shape != shape:
-                raise ParamError(
-                    "dark", f"an image of frame_shape {list(shape)}", self._dark_image.shape
-                )
-            shape = self._dark_image.shape
-        self.frame_shape = shape
-        y_range = self.roi.y
-        if shape is not None:
-            y0, y1, _, _ = self.roi.resolve(shape)
-            y_range = (y0, y1)
-        self.axis = parse_energy_axis(bins, pixel_range, energy_calibration, y_range)
+        setup = resolve_setup(dark, frame_shape, self.roi, bins, pixel_range, energy_calibration)
+        self.dark_mode, self._dark_image = setup.dark_mode, setup.dark_image
+        self.frame_shape, self.axis = setup.frame_shape, setup.axis
         self.margin = non_negative_int("margin", margin)
         if 2 * self.margin >= self.axis.nb:
             raise ParamError("margin", f"less than half of the {self.axis.nb} bins", margin)

@@ -136,3 +136,17 @@ def wait_until() -> Callable[..., bool]:
 def free_port() -> Callable[[], int]:
     """`free_tcp_port` as a fixture: call it for each port needed."""
     return free_tcp_port
+
+
+@pytest.fixture
+def cleanup() -> Iterator[Callable[[Callable[[], object]], None]]:
+    """Register closers; they run in reverse order when the test ends, even on failure."""
+    closers: list[Callable[[], object]] = []
+    try:
+        yield closers.append
+    finally:
+        for close in reversed(closers):
+            try:
+                close()
+            except Exception:
+                pass

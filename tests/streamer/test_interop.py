@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,6 @@ from beamstream.streamer import Receiver, Sender, Train
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_FOR = {"REQ": "REP", "SUB": "PUB", "PULL": "PUSH"}
-
-
-@pytest.fixture
-def cleanup() -> Iterator[Callable[[Callable[[], object]], None]]:
-    """Register closers; they run in reverse order when the test ends, even on failure."""
-    closers: list[Callable[[], object]] = []
-    try:
-        yield closers.append
-    finally:
-        for close in reversed(closers):
-            try:
-                close()
-            except Exception:
-                pass
 
 
 def _assert_value_equal(got: Any, want: Any, where: str) -> None:

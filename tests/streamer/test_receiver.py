@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -53,20 +53,6 @@ class SenderThread:
         self._stop.set()
         self.thread.join(timeout=self.timeout + 2)
         assert not self.thread.is_alive()
-
-
-@pytest.fixture
-def cleanup() -> Iterator[Callable[[Callable[[], object]], None]]:
-    """Register closers; they run in reverse order when the test ends, even on failure."""
-    closers: list[Callable[[], object]] = []
-    try:
-        yield closers.append
-    finally:
-        for close in reversed(closers):
-            try:
-                close()
-            except Exception:
-                pass
 
 
 def _bind_sender(endpoint: str, socket: str, attempts: int = 50) -> Sender:

@@ -313,56 +313,13 @@ class QPhiIntegrator(Accumulator[BinnedState]):
             v_arg = v if v is not None else np.zeros((1, 1))
             use_dark = t.dark is not None
             dark = t.dark if use_dark else np.zeros(1, np.float32)
+            # the pixels of this detector in frame order, then per-pixel tables, then outputs
+            head = (fr, order, odest, f0, f1, p0, p1, base, t.pix)
+            tail = (dark, use_dark, with_var, check_dummy, dummy, ddummy, s, v_arg, wc, cc)
             if t.split:
-                scatter_split(
-                    fr,
-                    order,
-                    odest,
-                    f0,
-                    f1,
-                    p0,
-                    p1,
-                    base,
-                    t.pix,
-                    t.ptr,
-                    t.bins,
-                    t.coef,
-                    t.norm,
-                    dark,
-                    use_dark,
-                    with_var,
-                    check_dummy,
-                    dummy,
-                    ddummy,
-                    s,
-                    v_arg,
-                    wc,
-                    cc,
-                )
+                scatter_split(*head, t.ptr, t.bins, t.coef, t.norm, *tail)
             else:
-                scatter_nosplit(
-                    fr,
-                    order,
-                    odest,
-                    f0,
-                    f1,
-                    p0,
-                    p1,
-                    base,
-                    t.pix,
-                    t.idx,
-                    t.norm,
-                    dark,
-                    use_dark,
-                    with_var,
-                    check_dummy,
-                    dummy,
-                    ddummy,
-                    s,
-                    v_arg,
-                    wc,
-                    cc,
-                )
+                scatter_nosplit(*head, t.idx, t.norm, *tail)
             if nblocks > 1:
                 S += s.reshape(nblocks, ndest, nb).sum(axis=0)
                 Wc += wc.reshape(nblocks, ndest, nb).sum(axis=0)

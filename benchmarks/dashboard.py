@@ -108,6 +108,45 @@ def trains(
         yield train
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_cpu(path: str) -> float:
+    """utime + stime (s) from a /proc ``stat`` file; 0 when it is gone."""
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def browser_cpu(driver: Any) -> float:
+    """CPU seconds used so far by chromedriver and every process under it (the browser)."""
+    root = driver.service.process.pid
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in tree]
+        tree.update(kids)
+        frontier += kids
+    return sum(_stat_cpu(f"/proc/{pid}/stat") for pid in tree)
+
+
+def thread_cpu(thread: Any) -> float:
+    """CPU seconds used so far by one thread of this process (0 when there is none)."""
+    tid = getattr(thread, "native_id", None)
+    return _stat_cpu(f"/proc/self/task/{tid}/stat") if tid else 0.0
+
+
 def open_browser(profile: str) -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -148,8 +187,13 @@ def run_once(
     driver: Any | None,
     update_hz: float,
     settle: float = 0.0,
+    cpu: dict[str, list[float]] | None = None,
 ) -> tuple[float, list[float]]:
     """One run of ``duration`` s after ``settle`` s: (trains/s, latencies to the browser).
+
+    ``cpu``, when given and a browser is open, gets the measured window's CPU share (cores) of
+    the browser and of the dashboard server thread appended under "browser" and "server", and
+    the page updates sent per second under "updates".
 
     Both count only after the first ``settle`` s, in which the page builds its panels for the
     first results (a one-off cost per page, not a cost of keeping it open); runs without a
@@ -168,6 +212,22 @@ def run_once(
         wait_page(driver)
     state: dict[str, Any] = {}
 
+    def cpu_now() -> tuple[float, float, float]:
+        """(browser CPU s, server thread CPU s, updates sent to the page so far)."""
+        if driver is None:
+            return 0.0, 0.0, 0.0
+        sent = float(sum(app.sent for app in sink.apps))
+        return browser_cpu(driver), thread_cpu(sink.server._thread), sent
+
+    if driver is not None:  # read the server thread's CPU before the run's end stops it
+        stop_server = sink.close
+
+        def close() -> None:
+            state["cpu1"], state["t1"] = cpu_now(), time.monotonic()
+            stop_server()
+
+        sink.close = close  # type: ignore[method-assign]
+
     def feed() -> Iterator[Train]:
         for i, t in enumerate(trains(frames, rate, receipts)):
             now = time.monotonic()
@@ -178,11 +238,18 @@ def run_once(
             elif "t_settled" not in state and now - state["t0"] >= settle:
                 # steady state: the page has built its panels for the first results
                 state["t_settled"], state["n_settled"] = now, runner.status.processed
+                state["cpu0"] = cpu_now()
             yield t
 
     status = runner.run(source=feed(), duration=duration + settle)
     elapsed = time.monotonic() - state.get("t_settled", state["t0"])
     throughput = (status["processed"] - state.get("n_settled", 0)) / elapsed
+    if cpu is not None and "cpu0" in state and "cpu1" in state:
+        window = state["t1"] - state["t_settled"]
+        for name, a, b in zip(
+            ("browser", "server", "updates"), state["cpu0"], state["cpu1"], strict=True
+        ):
+            cpu.setdefault(name, []).append((b - a) / window)
     latencies: list[float] = []
     if driver is not None:
         seen = sorted(driver.execute_script("return window.__seen || [];"), key=lambda p: p[1])
@@ -210,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds of the latency run before measuring (the page builds its panels)",
     )
     ap.add_argument("--rate", type=float, default=10.0, help="trains/s of the latency run")
-    ap.add_argument("--repeats", type=int, default=3, help="throughput runs of each kind")
+    ap.add_argument("--repeats", type=int, default=5, help="throughput runs of each kind")
     ap.add_argument("--frames", type=int, default=100, help="frames per train")
     ap.add_argument("--update-hz", type=float, default=4.0, help="dashboard refresh rate")
     ap.add_argument(
@@ -240,10 +307,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.settle,
             )
             without, with_ = [], []
+            cpu: dict[str, list[float]] = {}
             for _ in range(args.repeats):
                 for drv, out in ((None, without), (driver, with_)):
                     out.append(
-                        run_once(frames, args.duration, None, drv, args.update_hz, args.settle)[0]
+                        run_once(
+                            frames, args.duration, None, drv, args.update_hz, args.settle, cpu
+                        )[0]
                     )
         finally:
             driver.quit()
@@ -253,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p99_s": float(np.percentile(lat_a, 99)) if lat_a.size else None,
         "throughput_ratio": statistics.median(with_) / statistics.median(without),
         "processing_threads": THREADS,
+        "browser_cpu_cores": statistics.median(cpu.get("browser", [0.0])),
+        "server_cpu_cores": statistics.median(cpu.get("server", [0.0])),
+        "saturated_updates_per_s": statistics.median(cpu.get("updates", [0.0])),
     }
     print(
         f"latency to the browser at {args.rate:g} trains/s ({lat_a.size} trains, dashboard "
@@ -264,6 +337,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{statistics.median(with_):.1f} with it open in a browser "
         f"({args.frames} frames of 128x512 per train, {THREADS} processing thread(s), "
         f"{os.cpu_count()} cores)"
+    )
+    print(
+        "  each run, trains/s: without "
+        + " ".join(f"{x:.0f}" for x in without)
+        + "; with "
+        + " ".join(f"{x:.0f}" for x in with_)
+    )
+    print(
+        f"  while the page was open: browser {100 * res['browser_cpu_cores']:.1f} % of a core, "
+        f"dashboard server thread {100 * res['server_cpu_cores']:.1f} %, "
+        f"{res['saturated_updates_per_s']:.2f} page updates/s"
     )
     print(f"ratio {res['throughput_ratio']:.3f} (target >= 0.95)")
     if args.json:

@@ -15,7 +15,7 @@ from beamstream.config import parse_config
 from beamstream.processors.base import Result, TrainView
 from beamstream.runner import Runner
 from beamstream.sinks.console import ConsoleSink
-from beamstream.sinks.dashboard import DashboardSink, connect_reset, dashboard_sinks, prep
+from beamstream.sinks.dashboard import DashboardSink, connect_reset, dashboard_sinks, prep, roi
 from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.report import build_report, read_nxdata, write_report
 from beamstream.sinks.hub import Hub, Snapshot
@@ -147,7 +147,7 @@ def test_scan_reduction_is_count_weighted():
 
 def test_pump_probe_curve_has_poisson_errors():
     res = binner_results()
-    curve = prep.pump_probe_curve(res, res["pump_probe"], (0, 5, 0, 4))
+    curve = roi.pump_probe_curve(res, res["pump_probe"], (0, 5, 0, 4))
     assert curve["x"].tolist() == [-1.0, 0.0, 2.0]
     assert curve["y"][:2].tolist() == [20 * (1 - 10), 20 * (2 - 10)]
     err = curve["upper"] - curve["y"]
@@ -516,7 +516,7 @@ def test_dark_subtracted_and_pump_probe_images_and_delay_curve():
 
 def test_pump_probe_curve_is_nan_where_a_bin_has_no_data():
     res = binner_results()
-    curve = prep.pump_probe_curve(res, res["pump_probe"], None)
+    curve = roi.pump_probe_curve(res, res["pump_probe"], None)
     assert len(curve["x"]) == 3 and np.isnan(curve["y"][2]) and np.isfinite(curve["y"][:2]).all()
 
 
@@ -604,6 +604,6 @@ def test_updates_back_off_while_processing_is_saturated(hub):
     sent = app.sent
     app.update()
     assert app.throttled == 1 and app.sent == sent
-    app._next_allowed = 0.0  # once its budget allows, it updates again
+    app.budget.next_allowed = 0.0  # once its budget allows, it updates again
     app.update()
     assert app.sent == sent + 1

@@ -22,6 +22,7 @@ from bokeh.models import (
     Button,
     ColumnDataSource,
     CustomJS,
+    DataRange1d,
     Div,
     NumericInput,
     RadioButtonGroup,
@@ -30,6 +31,7 @@ from bokeh.models import (
     Toggle,
 )
 
+from beamstream.sinks.dashboard.budget import UpdateBudget
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
 from beamstream.sinks.dashboard.panels import Controls, LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
@@ -44,16 +46,22 @@ log = logging.getLogger(__name__)
 LATEST_PRODUCTS = {"I_q": "iq"}
 #: seconds without the browser's acknowledgement after which the next update is sent anyway
 ACK_TIMEOUT = 3.0
-#: share of one core the display updates may take while processing is saturated (hub.busy
-#: near 1); an update's Bokeh serialization costs about as much again as the callback itself
-SATURATED_BUDGET = 0.01
-SERIALIZATION_FACTOR = 2.0
+#: most per-train records drawn per update (more are thinned to every k-th train)
+RECORDS_PER_UPDATE = 200
 #: the browser acknowledges an update once it has been drawn (after the next animation frame)
 ACK_JS = """
 const u = st.data.update[0];
 requestAnimationFrame(() => setTimeout(() => { ack.data = {update: [u]}; }, 0));
 """
 ALL = "all"
+
+
+def browser_owned_ranges(layout: Any) -> None:
+    """Keep the plots' auto-ranges in the browser: it recomputes them after every data change
+    and would otherwise send each new start and end back to the server (a dozen messages per
+    update that nothing on the server reads)."""
+    for rng in layout.select({"type": DataRange1d}):
+        rng.syncable = False
 
 
 class DashboardApp:
@@ -104,7 +112,9 @@ class DashboardApp:
         self.acked = 0
         self.skipped = 0
         self.throttled = 0
-        self._next_allowed = 0.0
+        #: paces updates while processing is saturated (see `UpdateBudget`)
+        self.budget = UpdateBudget()
+        self._built = False
         self._sent_at = 0.0
         self._record_seq = 0
         self._snap_seq = -1
@@ -183,6 +193,7 @@ class DashboardApp:
                 name="dashboard",
             )
         )
+        browser_owned_ranges(doc.roots[0])
         doc.add_root(self.status.source)  # data-only roots: read by scripts and tests, and
         doc.add_root(self.ack)  # written by the browser once it has drawn an update
         doc.add_periodic_callback(self.update, int(1000 / self.update_hz))
@@ -216,16 +227,17 @@ class DashboardApp:
     def update(self) -> None:
         """Read the hub once and refresh what changed (the periodic callback).
 
-        Updates keep within a CPU budget: while processing is saturated (``hub.busy`` near 1)
-        they take at most `SATURATED_BUDGET` of a core (fewer updates per second), so plots
-        never throttle processing; at beamline rates (processing mostly idle) every periodic
-        callback updates.
+        Updates keep within a CPU budget (`UpdateBudget`): while processing is saturated
+        (``hub.busy`` near 1) they take a small share of a core (fewer updates per second, but
+        at least one a second), so plots never throttle processing; at beamline rates
+        (processing mostly idle) every periodic callback updates.
         """
         t0 = time.perf_counter()
-        if t0 < self._next_allowed and not self._dirty:
+        if not self.budget.allows(t0) and not self._dirty:
             self.throttled += 1
             return
-        self._updating = True
+        self._updating, self._built = True, False
+        sent = self.sent
         try:
             self._update()
         except Exception:  # a display problem must never end the session's updates
@@ -233,11 +245,10 @@ class DashboardApp:
         finally:
             self._updating = False
         cost = time.perf_counter() - t0
+        if self.sent == sent:  # waited for the browser: nothing sent, nothing to account
+            return
         self.update_seconds.append(cost)
-        if float(getattr(self.hub, "busy", 0.0)) > 0.8:
-            self._next_allowed = t0 + SERIALIZATION_FACTOR * cost / SATURATED_BUDGET
-        else:
-            self._next_allowed = 0.0
+        self.budget.spent(t0, cost, float(getattr(self.hub, "busy", 0.0)), one_off=self._built)
 
     def _acked(self, attr: str, old: Any, new: Any) -> None:
         try:
@@ -264,7 +275,7 @@ class DashboardApp:
         if self.pause.active:
             return
         records, self._record_seq, _ = hub.records_since(self._record_seq)
-        self.records.add(records[-self.history :])
+        self.records.add(records[-self.history :], RECORDS_PER_UPDATE)
         dirty, self._dirty = self._dirty, False
         new_view = view is not None and (view is not self._view or dirty)
         if new_view:
@@ -294,6 +305,9 @@ class DashboardApp:
                     keys.update(float(k) for k in np.asarray(res.coords["scan"]).ravel())
                 slots += [str(s) for s in res.coords.get("slot", ()) if str(s) not in slots]
         if new:
+            self._built = True
+            for layout in new:
+                browser_owned_ranges(layout)
             old = [c for c in self.results_box.children if not isinstance(c, Div)]
             if self.doc is not None:
                 with self.doc.models.freeze():  # one model-graph recompute for all new panels

@@ -70,7 +70,9 @@ class LatestImagePanel:
         self.train_id = int(view.train_id)
         slot = controls.selection.slot
         what = f" slot={slot}" if slot in getattr(view, "slots", ()) else ""
-        self.image.fig.title.text = f"latest train {self.train_id}{what}"
+        # the train id is in the status panel: a title that changes every update would make
+        # the browser lay the whole page out again each time
+        self.image.fig.title.text = f"latest train{what}"
         self.image.show(img, controls)
         return True
 
@@ -150,8 +152,16 @@ class RecordsPanel:
             if sel.value == default and not has_data(default) and spare:
                 sel.value = spare.pop(0)
 
-    def add(self, records: list[dict[str, Any]]) -> None:
-        """Append records (streamed to the browser; the whole table only when keys change)."""
+    def add(self, records: list[dict[str, Any]], max_rows: int | None = None) -> None:
+        """Append records (streamed to the browser; the whole table only when keys change).
+
+        With more than ``max_rows`` new records (trains faster than the display updates, e.g. a
+        replay at full speed) every k-th is kept, the newest always, so that an update costs
+        the same at any train rate; at beamline rates every train is shown.
+        """
+        if max_rows is not None and len(records) > max_rows > 0:
+            step = -(-len(records) // max_rows)
+            records = records[::-1][::step][::-1]
         if not records:
             return
         rows = [prep.numeric_scalars(r) for r in records]
@@ -223,6 +233,7 @@ class StatusPanel:
                 f"{ms(status.get('latency_p50_s'))} / {ms(status.get('latency_p99_s'))}",
             ),
             ("last train id", status.get("last_train_id", "-")),
+            ("latest image", "-" if latest_id is None else f"train {latest_id}"),
             ("run time", f"{num(status.get('run_time_s')):.1f} s"),
             ("epoch", values["epoch"] if math.isfinite(values["epoch"]) else epoch),
         ]

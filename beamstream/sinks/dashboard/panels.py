@@ -30,6 +30,7 @@ from bokeh.plotting import figure
 from beamstream.processors.base import Result
 from beamstream.sinks.dashboard import prep
 from beamstream.sinks.dashboard.prep import Kind, Selection
+from beamstream.sinks.dashboard.roi import pump_probe_curve
 
 __all__ = ["Controls", "ImageView", "Panel", "make_panel", "PANEL_TYPES"]
 
@@ -213,8 +214,12 @@ class ImagePanel(Panel):
         if res is None:
             return
         sel = controls.selection
-        values, _ = prep.reduce_scan(res, sel.scan, prep.sibling(results, res, "weight"))
-        img = prep.pick(values, self.kind.group_dims, res, sel.slot)
+        # choose the slot first: only the drawn image is reduced over the scan bins
+        groups = self.kind.group_dims
+        chosen = prep.select_groups(res, groups, sel.slot)
+        weights = prep.select_groups(prep.sibling(results, res, "weight"), groups, sel.slot)
+        values, _ = prep.reduce_scan(chosen, sel.scan, weights)
+        img = prep.pick(values, tuple(d for d in groups if d in chosen.dims), chosen, sel.slot)
         slot = self._slot_label(res, sel.slot)
         title = self.title(res, controls) + slot
         self.image.fig.title.text = title
@@ -260,7 +265,7 @@ class PumpProbePanel(ImagePanel):
         super().update(results, controls)
         res = results.get(self.result)
         if res is not None:
-            curve = prep.pump_probe_curve(results, res, controls.roi)
+            curve = pump_probe_curve(results, res, controls.roi)
             self.curve.data = curve
             roi = controls.roi
             where = "" if roi is None else " (ROI x {}..{}, y {}..{})".format(*roi)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from beamstream.processors.base import Result
+from beamstream.sinks.dashboard._kernels import weighted_nanmean
 
 __all__ = [
     "Kind",
@@ -28,8 +29,7 @@ __all__ = [
     "decimate",
     "color_levels",
     "image_geometry",
-    "roi_sum",
-    "pump_probe_curve",
+    "select_groups",
     "all_missing",
     "numeric_scalars",
     "HIDDEN_PREFIXES",
@@ -197,7 +197,13 @@ def reduce_scan(
                 n = np.sum(np.isfinite(sig), axis=axis)
                 sig = np.sqrt(np.nansum(sig**2, axis=axis)) / np.where(n > 0, n, np.nan)
             return out, sig
-        w = np.broadcast_to(_broadcast(np.asarray(weights.data, np.float64), data.ndim), data.shape)
+        w1 = np.asarray(weights.data, np.float64)
+        if axis == 0 and w1.shape == data.shape[:1] and sig is None:
+            # one weight per bin (images): one pass, no temporary arrays
+            out = np.empty(data.shape[1:])
+            weighted_nanmean(data.reshape(data.shape[0], -1), w1, out.reshape(-1))
+            return out, None
+        w = np.broadcast_to(_broadcast(w1, data.ndim), data.shape)
         w = np.where(np.isfinite(data), w, 0.0)
         total = w.sum(axis=axis)
         out = np.where(total > 0, np.nansum(w * data, axis=axis) / total, np.nan)
@@ -215,6 +221,28 @@ def pick(values: np.ndarray, dims: tuple[str, ...], res: Result, slot: str | Non
         i = names.index(slot) if slot is not None and slot in names else 0
         out = out[i] if out.shape[0] else out
     return out
+
+
+def select_groups(res: Result | None, dims: tuple[str, ...], slot: str | None) -> Result | None:
+    """``res`` with one value of each group dim in ``dims`` chosen as `pick` does (``slot``
+    where it is a coordinate value, else the first); other dims, the scan dim included, kept.
+
+    Choosing before `reduce_scan` reduces only what is drawn. Empty group dims are kept.
+    """
+    if res is None:
+        return None
+    data, dims_left = np.asarray(res.data), list(res.dims)
+    for d in dims:
+        if d not in dims_left or data.shape[dims_left.index(d)] == 0:
+            continue
+        names = [str(s) for s in res.coords.get(d, ())]
+        i = names.index(slot) if slot is not None and slot in names else 0
+        data = np.take(data, i, axis=dims_left.index(d))
+        dims_left.remove(d)
+    if len(dims_left) == len(res.dims):
+        return res
+    coords = {k: v for k, v in res.coords.items() if k in dims_left}
+    return Result(res.name, data, tuple(dims_left), coords, res.units, res.coord_units, res.attrs)
 
 
 def flatten_modules(img: np.ndarray) -> np.ndarray:
@@ -315,67 +343,6 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
         return f"{dim} [{u}]" if u else dim
 
     return x0, y0, dw, dh, label(xdim), label(ydim)
-
-
-def roi_sum(img: np.ndarray, roi: tuple[int, int, int, int] | None) -> float:
-    """NaN-ignoring sum of a 2-D image inside ``roi = (x0, x1, y0, y1)`` (pixels, end excluded);
-    NaN when the ROI holds no finite pixel (e.g. a scan bin where nothing was counted)."""
-    a = np.asarray(img, dtype=np.float64)
-    if roi is not None:
-        x0, x1, y0, y1 = (int(v) for v in roi)
-        a = a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
-    if not np.isfinite(a).any():
-        return math.nan
-    return float(np.nansum(a))
-
-
-def pump_probe_curve(
-    results: dict[str, Result],
-    pp: Result,
-    roi: tuple[int, int, int, int] | None,
-) -> dict[str, np.ndarray]:
-    """The delay-scan curve: the ROI sum of the pump-probe difference image per scan bin.
-
-    One point per scan bin (sorted by scan value; NaN where the bin has no data). Error bars are
-    the counting (Poisson) error of the ROI sums of the mean images the difference is made of,
-    ``sqrt(sum_s |S_s| / n_s)`` over the pumped and unpumped slots (and their dark slots when the
-    difference is dark-subtracted, ``pp.attrs["dark_subtracted"]``, as named by the
-    ``mean_dark_subtracted`` result's ``dark_slot`` attribute), with ``n_s`` the frame
-    counts of the bin (from the ``counts`` result), i.e. assuming pixel values in photons.
-    Without ``mean``/``counts`` siblings the errors are NaN.
-    """
-    data = np.asarray(pp.data)
-    if SCAN_DIM in pp.dims and pp.dims.index(SCAN_DIM) != 0:
-        data = np.moveaxis(data, pp.dims.index(SCAN_DIM), 0)
-    elif SCAN_DIM not in pp.dims:
-        data = data[np.newaxis]
-    keys = np.asarray(pp.coords.get(SCAN_DIM, np.arange(data.shape[0])), dtype=np.float64)
-    y = np.array([roi_sum(flatten_modules(data[i]), roi) for i in range(data.shape[0])])
-    err = np.full(y.shape, np.nan)
-    prefix = pp.name[: len(pp.name) - len(short_name(pp.name))]
-    mean, counts = results.get(prefix + "mean"), results.get(prefix + "counts")
-    if mean is not None and counts is not None and "slot" in mean.coords:
-        slots = [str(s) for s in mean.coords["slot"]]
-        m, c = np.asarray(mean.data), np.asarray(counts.data, dtype=np.float64)
-        same = m.shape[:2] == c.shape[:2] == (data.shape[0], len(slots))
-        if "pumped" in slots and "unpumped" in slots and same:
-            used = [slots.index("pumped"), slots.index("unpumped")]
-            sub = results.get(prefix + "mean_dark_subtracted")
-            if pp.attrs.get("dark_subtracted") and sub is not None:
-                # the binner names each subtracted slot's dark slot
-                bright = [str(s) for s in sub.coords.get("slot", ())]
-                names = [str(d) for d in sub.attrs.get("dark_slot", ())]
-                dark = dict(zip(bright, names, strict=False))
-                used += [
-                    slots.index(dark[n]) for n in ("pumped", "unpumped") if dark.get(n) in slots
-                ]
-            for i in range(data.shape[0]):
-                if all(c[i, s] > 0 for s in used):
-                    sums = [abs(roi_sum(flatten_modules(m[i, s]), roi)) for s in used]
-                    err[i] = math.sqrt(sum(v / c[i, s] for v, s in zip(sums, used, strict=True)))
-    order = np.argsort(keys, kind="stable")
-    y, err, keys = y[order], err[order], keys[order]
-    return {"x": keys, "y": y, "lower": y - err, "upper": y + err}
 
 
 def all_missing(values: Any) -> bool:

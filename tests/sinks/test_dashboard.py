@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.request
 
@@ -607,3 +608,26 @@ def test_updates_back_off_while_processing_is_saturated(hub):
     app.budget.next_allowed = 0.0  # once its budget allows, it updates again
     app.update()
     assert app.sent == sent + 1
+
+
+def test_closing_a_page_does_not_spam_warnings():
+    import beamstream.sinks.dashboard.server  # noqa: F401 - installs the filter
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    ws, keep = logging.getLogger("bokeh.server.views.ws"), Keep()
+    ws.addHandler(keep)  # on the logger itself: Bokeh may stop its loggers propagating
+    level, ws.level = ws.level, logging.WARNING
+    try:
+        ws.warning("Failed sending message as connection was closed")
+        ws.warning("something else")
+    finally:
+        ws.removeHandler(keep)
+        ws.setLevel(level)
+    assert keep.messages == ["something else"]

@@ -13,6 +13,10 @@ State (`BinnedState`): per train (``keep_trains``, key = train ID) or one row (k
 and counts of finite values per attribute and the counts of problems (function raised, returned a
 non-scalar, input missing). Results: ``attrs/<attribute>`` (per-train means, or the overall mean)
 and ``attrs/problems``.
+
+The built-ins that can be evaluated for all frames of a train at once (``roi``, ``total``,
+``orientation``, ``anisotropy``, ``hermans``) are planned and evaluated by
+`beamstream.processors.maps._batched`; everything else is called per frame here.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import numpy as np
 from ..base import Accumulator, Result, TrainView
 from ..params import ParamError, float_range, positive_int
 from ..state import BinnedState
-from ._kernels import azimuthal_sums, finite_sum, masked_row_means
+from ._batched import BatchedBuiltins
 from ._state import GrowingState
-from .attributes import AttributeSpec, _ranges, _select, make_spec
+from .attributes import AttributeSpec, make_spec
 
 __all__ = ["AttributeExtractor", "PROBLEMS"]
 
@@ -50,13 +54,6 @@ def _centres(key: str, value: Any) -> np.ndarray:
     n = positive_int(key, value[2])
     hi = hi * _EPS32 if hi > 0 else hi / _EPS32
     return lo + (np.arange(n) + 0.5) * (hi - lo) / n
-
-
-def _plain_axis(axis: Any) -> bool:
-    """Whether a hermans ``axis`` is None or a finite number (the batched path's cases)."""
-    if axis is None:
-        return True
-    return type(axis) in (int, float) and math.isfinite(axis)
 
 
 class AttributeExtractor(Accumulator[BinnedState]):
@@ -115,11 +112,9 @@ class AttributeExtractor(Accumulator[BinnedState]):
             raise ParamError("sample", "a non-empty string", sample)
         self.sample = sample
         self._warned: set[tuple[str, str]] = set()
-        self._plan = self._fast_plan()
+        self._batched = BatchedBuiltins(self.specs, qphi, self._axis)
+        self._plan = self._batched.plan
         self._record_keys = [f"{name}.{s.name}" for s in self.specs]
-        self._coord_cache: dict[tuple[str, int], tuple[Any, np.ndarray]] = {}
-        self._sel_cache: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}
-        self._trig_cache: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -190,140 +185,6 @@ class AttributeExtractor(Accumulator[BinnedState]):
             )
 
     # -- the hot path -------------------------------------------------------------------------
-    def _fast_plan(self) -> list[tuple[str, Any]]:
-        """Per spec how it is evaluated: ``("roi", None)`` (roi of I(q) over a q range: one
-        kernel call for all frames), ``("total", None)``, ``("azim", (group, axis))``
-        (orientation / anisotropy / hermans of I(phi, q): the profiles and sums once per group
-        of equal ranges) or ``("call", None)`` (the function per frame)."""
-        plan: list[tuple[str, Any]] = []
-        groups: dict[tuple[Any, Any], int] = {}
-        for spec in self.specs:
-            f, kw = spec.function, spec.kwargs
-            if f == "roi" and spec.input == "iq" and set(kw) <= {"q_range", "bkg_q_range"}:
-                ok = kw.get("q_range") is not None
-                plan.append(("roi", None) if ok else ("call", None))
-            elif f == "total" and spec.input == "frame" and not kw:
-                plan.append(("total", None))
-            elif (
-                f in ("orientation", "anisotropy", "hermans")
-                and spec.input == "iqphi"
-                and kw.get("q_range") is not None
-                and set(kw) <= {"q_range", "bkg_q_range", "axis"}
-                and (f == "hermans" or "axis" not in kw)
-                and _plain_axis(kw.get("axis"))
-            ):
-                g = groups.setdefault((kw["q_range"], kw.get("bkg_q_range")), len(groups))
-                axis = kw.get("axis")
-                plan.append(("azim", (g, math.nan if axis is None else math.radians(float(axis)))))
-            else:
-                plan.append(("call", None))
-        return plan
-
-    def _coords(self, view: TrainView, which: str, length: int) -> np.ndarray:
-        """`_axis`, checked once per published axes object (the integrator keeps one)."""
-        published = view.products.get(f"{self.qphi}.axes")
-        key = (which, length)
-        hit = self._coord_cache.get(key)
-        if hit is not None and hit[0] is published:
-            return hit[1]
-        c = self._axis(view, which, length)
-        self._coord_cache[key] = (published, c)
-        return c
-
-    def _evaluate_fast(
-        self,
-        j: int,
-        how: str,
-        arg: Any,
-        view: TrainView,
-        frames: np.ndarray,
-        values: np.ndarray,
-        azim: dict[Any, np.ndarray],
-    ) -> bool:
-        """Evaluate spec ``j`` with a batched built-in into ``values[j]``; False when its input
-        is not the expected array (the caller then calls the function per frame)."""
-        spec = self.specs[j]
-        if how == "total":
-            data = view.frames
-            if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
-                return False
-            row = values[j]
-            for i in frames.tolist():
-                row[i] = finite_sum(data[i])
-            return True
-        arr = view.products.get(f"{self.qphi}.{spec.input}")
-        kw = spec.kwargs
-        if how == "roi":
-            if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind != "f":
-                return False
-            q = self._coords(view, "q_1d", arr.shape[-1])
-            sel, bsel, use_b = self._selections(("roi", j), q, kw)
-            if len(frames) == len(arr):
-                values[j] = masked_row_means(arr, sel, bsel, use_b)
-            else:
-                values[j, frames] = masked_row_means(arr[frames], sel, bsel, use_b)
-            return True
-        # azimuthal built-ins
-        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.dtype.kind != "f":
-            return False
-        if arr.shape[1] > 128:  # the kernel adds like numpy up to 128 phi bins
-            return False
-        g, axis = arg
-        hermans = spec.function == "hermans"
-        key = (g, axis if hermans else None)
-        res = azim.get(key)
-        if res is None and not hermans:  # orientation / anisotropy: any of the group's sums
-            res = next((r for k, r in azim.items() if k[0] == g), None)
-        if res is None:
-            q = self._coords(view, "q", arr.shape[-1])
-            phi = self._coords(view, "phi", arr.shape[1])
-            prof = azim.get(("prof", g))
-            if prof is None:
-                sel, bsel, use_b = self._selections(("azim", g), q, kw)
-                data = arr if len(frames) == len(arr) else arr[frames]
-                nf, nphi, nq = data.shape
-                prof = masked_row_means(data.reshape(nf * nphi, nq), sel, bsel, use_b)
-                prof = prof.reshape(nf, nphi)
-                azim[("prof", g)] = prof
-            p, c2p, s2p = self._trig(phi)
-            res = azimuthal_sums(prof, p, c2p, s2p, axis, hermans)
-            azim[key] = res
-        f = spec.function
-        row = values[j]
-        if f == "hermans":
-            row[frames] = res[:, 3]
-            return True
-        for i, (s0, c, s, _) in zip(frames.tolist(), res.tolist(), strict=True):
-            if f == "orientation":  # float % is np.mod (same sign rule, fmod based)
-                row[i] = (0.5 * math.degrees(math.atan2(s, c))) % 180.0
-            else:
-                row[i] = 2.0 * math.hypot(c, s) / s0 if s0 != 0 else math.nan
-        return True
-
-    def _selections(
-        self, key: tuple[str, int], q: np.ndarray, kw: Mapping[str, Any]
-    ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """``(sel, bkg_sel, use_bkg)`` of ``q_range`` / ``bkg_q_range`` (cached per q array)."""
-        hit = self._sel_cache.get(key)
-        if hit is not None and hit[0] is q:
-            return hit[1]
-        sel = _select(q, (kw["q_range"],))
-        bkg = kw.get("bkg_q_range")
-        use_b = bkg is not None
-        bsel = _select(q, _ranges("bkg_q_range", bkg)) if use_b else sel
-        self._sel_cache[key] = (q, (sel, bsel, use_b))
-        return sel, bsel, use_b
-
-    def _trig(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """phi in radians and numpy's cos, sin of twice it (cached per phi array)."""
-        hit = self._trig_cache
-        if hit is not None and hit[0] is phi:
-            return hit[1]
-        p = np.radians(phi)
-        out = (p, np.cos(2 * p), np.sin(2 * p))
-        self._trig_cache = (phi, out)
-        return out
-
     def evaluate(self, view: TrainView) -> tuple[np.ndarray, np.ndarray, int]:
         """``(values (n_attr, n_frames), problems (n_attr, len(PROBLEMS)), n_evaluated)``."""
         if view.frames is not None:
@@ -340,7 +201,7 @@ class AttributeExtractor(Accumulator[BinnedState]):
         for j, spec in enumerate(self.specs):
             how, arg = self._plan[j]
             if how != "call" and len(frames):
-                if self._evaluate_fast(j, how, arg, view, frames, values, azim):
+                if self._batched.evaluate(j, how, arg, view, frames, values, azim):
                     continue
             got = self._input(spec, view)
             if got is None or (spec.input == "frame" and got[0] is None):

@@ -16,32 +16,31 @@ per cell; the row `UNPLACED` counts frames that could not be placed, by reason. 
 workers and files merge on the union of their cells: sums add, so overlapping cells average.
 ``finalize`` divides (means; NaN where a cell has no value) and optionally derives
 ``absorption = -ln(T / T_bkg)`` and transmission-corrected maps.
+
+The placement of frames is in `beamstream.processors.maps.placement`, the per-cell sums and the
+maps made of them in `beamstream.processors.maps.cellmaps`; this module holds the accumulator.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from beamstream.streamer.train import MissingData
-
 from ..base import Accumulator, Result, TrainView
 from ..params import ParamError, positive_float, string_list
 from ..state import BinnedState
 from ._state import GrowingState
+from .cellmaps import add_to_cell, add_to_cells, cell_means, transmission_maps
 from .grid import _SHIFT, LIMIT, UNPLACED, ScanGrid
+from .placement import EVENTS, place_by_index, place_by_position, place_train
 
-__all__ = ["ScanMap", "EVENTS"]
+__all__ = ["ScanMap"]
 
 log = logging.getLogger(__name__)
-
-#: reasons a frame was not placed (the ``reason`` coordinate of ``maps/unplaced``)
-EVENTS = ("missing_position", "bad_position", "outside_grid", "no_attributes", "off_node")
 
 
 class ScanMap(Accumulator[BinnedState]):
@@ -193,47 +192,19 @@ class ScanMap(Accumulator[BinnedState]):
         return state
 
     # -- placement ----------------------------------------------------------------------------
-    def _per_frame(self, value: Any, n: int) -> np.ndarray:
-        a = np.asarray(value, dtype=np.float64)
-        if a.ndim == 0:
-            return np.full(n, float(a))
-        if a.shape == (n,):
-            return a
-        raise ValueError(f"shape {a.shape}")
-
     def place(self, view: TrainView, n: int, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         """``(iy, ix, placed, reason)`` of ``frames``; reason = index into `EVENTS` or -1."""
-        m = len(frames)
-        reason = np.full(m, -1, dtype=np.int64)
         if self.positions:
-            try:
-                x = self._per_frame(view.train.get(self.x_source, self.x_key), n)[frames]
-                y = self._per_frame(view.train.get(self.y_source, self.y_key), n)[frames]
-            except MissingData:
-                reason[:] = 0
-                return np.zeros(m, np.int64), np.zeros(m, np.int64), reason < 0, reason
-            except (ValueError, TypeError):
-                reason[:] = 1
-                return np.zeros(m, np.int64), np.zeros(m, np.int64), reason < 0, reason
-            finite = np.isfinite(x) & np.isfinite(y)
-            reason[~finite] = 0
-            iy, ix, inside, near = self.grid.cells_of_positions(
-                np.where(finite, x, self.grid.x0), np.where(finite, y, self.grid.y0)
-            )
-            reason[finite & ~near] = 4
-            reason[finite & ~inside] = 2
-        else:
-            ny, nx = self.grid.shape  # type: ignore[misc]
-            k = int(view.train_id) - int(self.first_train_id)  # type: ignore[arg-type]
-            if self.repeat and k >= 0:
-                k %= ny * nx
-            if 0 <= k < ny * nx:
-                cy, cx = self.grid.cell_of_point(k)
-            else:
-                cy, cx = 0, 0
-                reason[:] = 2
-            iy, ix = np.full(m, cy, np.int64), np.full(m, cx, np.int64)
-        return iy, ix, reason < 0, reason
+            x = (self.x_source, self.x_key)
+            y = (self.y_source, self.y_key)
+            return place_by_position(view, n, frames, self.grid, x, y)  # type: ignore[arg-type]
+        return place_by_index(
+            view.train_id,
+            len(frames),
+            self.grid,
+            self.first_train_id,  # type: ignore[arg-type]
+            self.repeat,
+        )
 
     # -- the hot path -------------------------------------------------------------------------
     def _place_one(self, view: TrainView, m: int) -> tuple[int, int, int] | None:
@@ -241,24 +212,9 @@ class ScanMap(Accumulator[BinnedState]):
         train (the usual case; reason -1: placed); None: per-frame positions (use `place`)."""
         if not self.positions:
             return None
-        try:
-            x = view.train.get(self.x_source, self.x_key)
-            y = view.train.get(self.y_source, self.y_key)
-        except MissingData:
-            return 0, 0, 0
-        if type(x) is not float and not (isinstance(x, np.ndarray) and x.ndim == 0):
-            return None
-        if type(y) is not float and not (isinstance(y, np.ndarray) and y.ndim == 0):
-            return None
-        try:
-            x, y = float(x), float(y)
-        except (ValueError, TypeError):
-            return 0, 0, 1
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return 0, 0, 0
-        iy, ix, inside, near = self.grid.cell_of_position(x, y)
-        reason = 2 if not inside else (4 if not near else -1)
-        return iy, ix, reason
+        x = (self.x_source, self.x_key)
+        y = (self.y_source, self.y_key)
+        return place_train(view, self.grid, x, y)  # type: ignore[arg-type]
 
     def update(self, state: BinnedState, view: TrainView) -> None:
         """Add the accepted frames' attributes to their cells (in place)."""
@@ -294,26 +250,8 @@ class ScanMap(Accumulator[BinnedState]):
         if (keys == keys[0]).all():  # the usual case: one scan point per train
             self._add_single(state, view, attrs, frames, False, int(iy[0]), int(ix[0]))
             return
-        ukeys, inverse = np.unique(keys, return_inverse=True)
-        for k in ukeys:
-            state.index(k)
-        # looked up after all insertions (an inserted key shifts the rows after it)
-        rows = np.searchsorted(state.keys, ukeys)
-        nu = len(ukeys)
-        state["frames"][rows] += np.bincount(inverse, minlength=nu)
-        units = view.products.get("attr_units", {})
-        for a in self.attributes or attrs:
-            values = attrs.get(a)
-            if values is None:
-                continue
-            if a not in self._units and a in units:
-                self._units[a] = units[a]
-            s = state.ensure_field(f"sum/{a}", (), np.float64)
-            c = state.ensure_field(f"count/{a}", (), np.int64)
-            v = np.asarray(values, dtype=np.float64)[frames]
-            ok = np.isfinite(v)
-            s[rows] += np.bincount(inverse[ok], weights=v[ok], minlength=nu)
-            c[rows] += np.bincount(inverse[ok], minlength=nu)
+        self._note_units(view, attrs)
+        add_to_cells(state, keys, attrs, self.attributes or attrs, frames)
         records[kx] = self._node_x(int(ix[0]))
         records[ky] = self._node_y(int(iy[0]))
 
@@ -328,44 +266,18 @@ class ScanMap(Accumulator[BinnedState]):
         ix: int,
     ) -> None:
         """Add ``frames`` (all in cell ``(iy, ix)``) to the state."""
+        self._note_units(view, attrs)
         key = (float(iy) + LIMIT) * _SHIFT + (float(ix) + LIMIT)  # ScanGrid.key, in floats
-        r = state.index(key)
-        arrays = state.arrays
-        m = len(frames)
-        arrays["frames"][r] += m
-        units = view.products.get("attr_units", {})
-        for a in self.attributes or attrs:
-            values = attrs.get(a)
-            if values is None:
-                continue
-            if a not in self._units and a in units:
-                self._units[a] = units[a]
-            sname, cname = self._field_names(a)
-            s = arrays.get(sname)
-            c = arrays.get(cname)
-            if s is None or c is None:
-                s = state.ensure_field(sname, (), np.float64)
-                c = state.ensure_field(cname, (), np.int64)
-                arrays = state.arrays
-            v = np.asarray(values, dtype=np.float64)
-            if not (all_frames and len(v) == m):
-                v = v[frames]
-            tot = v.sum()
-            if math.isfinite(tot):  # then every value is finite
-                s[r] += tot
-                c[r] += m
-            else:
-                ok = np.isfinite(v)
-                s[r] += v[ok].sum()
-                c[r] += int(ok.sum())
+        add_to_cell(state, key, attrs, self.attributes or attrs, frames, all_frames, self._fields)
         view.records[self._record_keys[0]] = self._node_x(ix)
         view.records[self._record_keys[1]] = self._node_y(iy)
 
-    def _field_names(self, a: str) -> tuple[str, str]:
-        names = self._fields.get(a)
-        if names is None:
-            names = self._fields[a] = (f"sum/{a}", f"count/{a}")
-        return names
+    def _note_units(self, view: TrainView, attrs: dict[str, Any]) -> None:
+        """Remember the units of the mapped attributes (the first ones published)."""
+        units = view.products.get("attr_units", {})
+        for a in self.attributes or attrs:
+            if a not in self._units and a in units and attrs.get(a) is not None:
+                self._units[a] = units[a]
 
     def _node_x(self, ix: int) -> float:
         v = self._xs.get(ix)
@@ -382,43 +294,12 @@ class ScanMap(Accumulator[BinnedState]):
     # -- results ------------------------------------------------------------------------------
     def maps(self, state: BinnedState) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """``({attr: mean map (ny, nx)}, y, x)`` plus ``"n_frames"`` (frames per cell)."""
-        cells = state.keys >= 0
-        iy, ix = ScanGrid.unkey(state.keys[cells])
-        iy0, ny, ix0, nx = self.grid.extent(iy, ix)
-        out: dict[str, np.ndarray] = {}
-        count = np.zeros((ny, nx), np.int64)
-        count[iy - iy0, ix - ix0] = state["frames"][cells]
-        out["n_frames"] = count
-        names = [f[4:] for f in state.arrays if f.startswith("sum/")]
-        for a in names:
-            m = np.full((ny, nx), np.nan)
-            s, c = state[f"sum/{a}"][cells], state[f"count/{a}"][cells]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                m[iy - iy0, ix - ix0] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
-            out[a] = m
-        y = self.grid.y(iy0 + np.arange(ny))
-        x = self.grid.x(ix0 + np.arange(nx))
-        return out, y, x
+        return cell_means(state, self.grid)
 
     def _transmission(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        t = maps.get(self.transmission)  # type: ignore[arg-type]
-        if t is None or not np.isfinite(t).any():
-            return {}
-        on = t >= self.beam_off * np.nanmean(t)
-        t_bkg = float(np.nanmax(t[on])) if self.t_background == "max" else self.t_background
-        out = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["absorption"] = np.where(on & (t > 0), -np.log(t / t_bkg), np.nan)
-            t_rel = t / np.nanmean(t[on])
-            todo = (
-                [a for a in maps if a not in ("n_frames", self.transmission)]
-                if self.correct is True
-                else list(self.correct or ())
-            )
-            for a in todo:
-                if a in maps:
-                    out[a] = np.where(on, maps[a] / t_rel, np.nan)
-        return out
+        return transmission_maps(
+            maps, self.transmission, self.t_background, self.beam_off, self.correct
+        )
 
     def finalize(self, state: BinnedState) -> dict[str, Result]:
         """``maps/<attr>`` (cell means), ``maps/n_frames``, ``absorption``, ``unplaced``."""

@@ -1,4 +1,4 @@
-"""pyFAI-compatible detector geometry: per-pixel q, chi, 2theta, solid angle and polarization.
+"""`DetectorGeometry`: a pyFAI-compatible detector description and its per-pixel arrays.
 
 Two kinds of detector are described by `DetectorGeometry`:
 
@@ -9,12 +9,9 @@ Two kinds of detector are described by `DetectorGeometry`:
   ``(poni2, poni1) = (x_b, y_b)`` subtracted, then the same rotations. ``x`` plays pyFAI's
   dimension 2 and ``y`` dimension 1, as in extra-geom's ``to_pyfai_detector()``.
 
-Formulas follow pyFAI (``geometry/core.py``): detector coordinates ``p = (p1, p2, L + p3)`` are
-rotated by ``R3 R2 R1`` into ``t``; ``2theta = atan2(|t12|, t3)``, ``chi = atan2(t1, t2)``,
-``q = 4 pi sin(theta) / lambda``; solid angle ``cos^3(alpha)`` with ``cos(alpha) = p3 / |p|``
-(relative, 1 at the PONI); polarization
-``P = (1 + cos^2 2theta - f cos(2 (chi + offset)) (1 - cos^2 2theta)) / 2``.
-pyFAI is not imported here.
+The per-pixel formulas (pyFAI's ``geometry/core.py``) are in `pixels`; this module holds the
+parameters, their validation, the constructors (flat, PONI file, pixel positions, config table),
+the identity (fingerprint) and the cached per-pixel arrays. pyFAI is not imported here.
 """
 
 from __future__ import annotations
@@ -27,64 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from .geometry_params import as_number, flat_shape, load_npy, wavelength_m
+from .pixels import PixelArrays, flat_coords, rotate
 from .poni import read_poni
+from .units import q_scale
 
-__all__ = ["DetectorGeometry", "PixelArrays", "HC_KEV_A", "q_scale", "UNITS"]
-
-#: h*c in keV * Angstrom (lambda[A] = HC_KEV_A / E[keV])
-HC_KEV_A = 12.398419843320026
-
-#: accepted radial unit spellings -> canonical name
-UNITS = {
-    "q_nm^-1": "q_nm^-1",
-    "nm^-1": "q_nm^-1",
-    "1/nm": "q_nm^-1",
-    "q_A^-1": "q_A^-1",
-    "A^-1": "q_A^-1",
-    "1/A": "q_A^-1",
-}
-
-
-def q_scale(unit: str) -> float:
-    """Factor from q in 1/m to q in ``unit`` ('q_nm^-1' or 'q_A^-1')."""
-    return {"q_nm^-1": 1e-9, "q_A^-1": 1e-10}[UNITS[unit]]
-
-
-@dataclass(frozen=True)
-class PixelArrays:
-    """Per-pixel geometry, each array of the detector's ``shape`` (float64 unless noted).
-
-    Attributes
-    ----------
-    tth
-        Scattering angle 2theta in radians.
-    chi
-        Azimuth in radians, pyFAI convention, in (-pi, pi].
-    q_m
-        Momentum transfer in 1/m (multiply by `q_scale` for nm^-1 or A^-1).
-    solid_angle
-        pyFAI's relative solid angle ``cos^3(alpha)`` (float32, 1 at the PONI).
-    cos_alpha
-        Cosine of the incidence angle on the detector.
-    """
-
-    tth: np.ndarray
-    chi: np.ndarray
-    q_m: np.ndarray
-    solid_angle: np.ndarray
-    cos_alpha: np.ndarray
-
-    def q(self, unit: str = "q_nm^-1") -> np.ndarray:
-        """q in ``unit``."""
-        return self.q_m * q_scale(unit)
-
-    def polarization(self, factor: float | None, axis_offset: float = 0.0) -> np.ndarray:
-        """pyFAI's polarization array (float32); ones when ``factor`` is None."""
-        if factor is None:
-            return np.ones(self.tth.shape, dtype=np.float32)
-        c2 = np.cos(self.tth) ** 2
-        pol = 0.5 * (1.0 + c2 - factor * np.cos(2.0 * (self.chi + axis_offset)) * (1.0 - c2))
-        return pol.astype(np.float32)
+__all__ = ["DetectorGeometry"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,16 +125,16 @@ class DetectorGeometry:
     ) -> DetectorGeometry:
         """A flat pixel detector in pyFAI's PONI model (``energy`` [keV] or ``wavelength`` [m])."""
         return cls(
-            dist=_num("dist", dist),
-            poni1=_num("poni1", poni1),
-            poni2=_num("poni2", poni2),
-            rot1=_num("rot1", rot1),
-            rot2=_num("rot2", rot2),
-            rot3=_num("rot3", rot3),
-            wavelength=_wavelength(wavelength, energy),
-            shape=_shape(shape),
-            pixel1=_num("pixel1", pixel1),
-            pixel2=_num("pixel2", pixel2),
+            dist=as_number("dist", dist),
+            poni1=as_number("poni1", poni1),
+            poni2=as_number("poni2", poni2),
+            rot1=as_number("rot1", rot1),
+            rot2=as_number("rot2", rot2),
+            rot3=as_number("rot3", rot3),
+            wavelength=wavelength_m(wavelength, energy),
+            shape=flat_shape(shape),
+            pixel1=as_number("pixel1", pixel1),
+            pixel2=as_number("pixel2", pixel2),
         )
 
     @classmethod
@@ -234,13 +179,13 @@ class DetectorGeometry:
             raise ValueError(f"beam_center: expected (x, y) in metres, got {beam_center!r}")
         cor = None if corners is None else np.ascontiguousarray(corners, dtype=np.float64)
         return cls(
-            dist=_num("dist", dist),
-            poni1=_num("beam_center[1]", beam_center[1]),
-            poni2=_num("beam_center[0]", beam_center[0]),
-            rot1=_num("rot1", rot1),
-            rot2=_num("rot2", rot2),
-            rot3=_num("rot3", rot3),
-            wavelength=_wavelength(wavelength, energy),
+            dist=as_number("dist", dist),
+            poni1=as_number("beam_center[1]", beam_center[1]),
+            poni2=as_number("beam_center[0]", beam_center[0]),
+            rot1=as_number("rot1", rot1),
+            rot2=as_number("rot2", rot2),
+            rot3=as_number("rot3", rot3),
+            wavelength=wavelength_m(wavelength, energy),
             shape=tuple(pos.shape[:-1]),
             positions=pos,
             corners=cor,
@@ -258,10 +203,10 @@ class DetectorGeometry:
         if "positions" in t:
             pos = t.pop("positions")
             if isinstance(pos, str):
-                pos = _load_npy(pos, "geometry.positions")
+                pos = load_npy(pos, "geometry.positions")
             corners = t.pop("corners", None)
             if isinstance(corners, str):
-                corners = _load_npy(corners, "geometry.corners")
+                corners = load_npy(corners, "geometry.corners")
             bc = t.pop("beam_center", (0.0, 0.0))
             return cls.from_pixel_positions(pos, beam_center=tuple(bc), corners=corners, **t)
         if "dist" not in t:
@@ -319,24 +264,9 @@ class DetectorGeometry:
     def detector_coords(self, corners: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unrotated ``(p1, p2, p3)`` of pixel centres (or ``shape + (4,)`` corners) [m]."""
         if self.positions is None:
-            ny, nx = self.shape
-            lead: tuple[int, ...] = ()
-            if corners:
-                i = np.arange(ny, dtype=np.float64)[:, None, None]
-                j = np.arange(nx, dtype=np.float64)[None, :, None]
-                di = np.array([0.0, 1.0, 1.0, 0.0])
-                dj = np.array([0.0, 0.0, 1.0, 1.0])
-                p1 = (i + di) * self.pixel1 - self.poni1 + np.zeros((1, nx, 1))
-                p2 = (j + dj) * self.pixel2 - self.poni2 + np.zeros((ny, 1, 1))
-                p1 = np.broadcast_to(p1, (*lead, ny, nx, 4))
-                p2 = np.broadcast_to(p2, (*lead, ny, nx, 4))
-            else:
-                i = (np.arange(ny, dtype=np.float64) + 0.5)[:, None]
-                j = (np.arange(nx, dtype=np.float64) + 0.5)[None, :]
-                p1 = np.broadcast_to(i * self.pixel1 - self.poni1, (*lead, ny, nx))
-                p2 = np.broadcast_to(j * self.pixel2 - self.poni2, (*lead, ny, nx))
-            p3 = np.full(p1.shape, self.dist)
-            return np.ascontiguousarray(p1), np.ascontiguousarray(p2), p3
+            return flat_coords(
+                self.shape, self.pixel1, self.pixel2, self.poni1, self.poni2, self.dist, corners
+            )
         src = self.positions
         if corners:
             if self.corners is None:
@@ -351,17 +281,7 @@ class DetectorGeometry:
         self, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Lab coordinates ``t = R3 R2 R1 p`` (pyFAI's rotation convention)."""
-        c1, s1 = math.cos(self.rot1), math.sin(self.rot1)
-        c2, s2 = math.cos(self.rot2), math.sin(self.rot2)
-        c3, s3 = math.cos(self.rot3), math.sin(self.rot3)
-        r1 = np.array([[1.0, 0.0, 0.0], [0.0, c1, s1], [0.0, -s1, c1]])
-        r2 = np.array([[c2, 0.0, -s2], [0.0, 1.0, 0.0], [s2, 0.0, c2]])
-        r3 = np.array([[c3, -s3, 0.0], [s3, c3, 0.0], [0.0, 0.0, 1.0]])
-        m = r3 @ r2 @ r1
-        t1 = m[0, 0] * p1 + m[0, 1] * p2 + m[0, 2] * p3
-        t2 = m[1, 0] * p1 + m[1, 1] * p2 + m[1, 2] * p3
-        t3 = m[2, 0] * p1 + m[2, 1] * p2 + m[2, 2] * p3
-        return t1, t2, t3
+        return rotate(p1, p2, p3, self.rot1, self.rot2, self.rot3)
 
     def angles(self, corners: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(2theta, chi)`` in radians at pixel centres (or corners)."""
@@ -391,45 +311,3 @@ class DetectorGeometry:
         dchi = np.abs(chi_c - arr.chi[..., None])
         dchi = np.minimum(dchi, 2.0 * math.pi - dchi).max(axis=-1)
         return dq, dchi
-
-
-def _num(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
-        raise ValueError(f"geometry.{name}: expected a number, got {v!r}")
-    return float(v)
-
-
-def _shape(shape: Any) -> tuple[int, ...]:
-    try:
-        out = tuple(int(s) for s in shape)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"geometry.shape: expected a list of integers, got {shape!r}") from exc
-    if len(out) != 2:
-        raise ValueError(
-            f"geometry.shape: expected (rows, columns) of a flat detector, got {shape!r}"
-        )
-    return out
-
-
-def _wavelength(wavelength: float | None, energy: float | None) -> float:
-    if wavelength is not None and energy is not None:
-        raise ValueError("geometry: give either wavelength [m] or energy [keV], not both")
-    if wavelength is not None:
-        wl = _num("wavelength", wavelength)
-    elif energy is not None:
-        e = _num("energy", energy)
-        if e <= 0:
-            raise ValueError(f"geometry.energy: expected > 0 keV, got {energy!r}")
-        wl = HC_KEV_A / e * 1e-10
-    else:
-        raise ValueError("geometry: missing wavelength (metres) or energy (keV)")
-    if wl <= 0:
-        raise ValueError(f"geometry.wavelength: expected > 0 metres, got {wavelength!r}")
-    return wl
-
-
-def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{what}: cannot read {path!r}: {exc}") from exc

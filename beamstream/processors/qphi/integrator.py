@@ -17,13 +17,14 @@ import numba
 import numpy as np
 
 from ..base import Accumulator, Result, TrainView
-from ..params import ParamError, finite_float, float_range, one_of, positive_int, string_list
+from ..params import ParamError, finite_float, one_of, positive_int, string_list
 from ..state import BinnedState
-from ._kernels import chunking, scatter_nosplit, scatter_split
-from .bintable import Axis, Grid, Table, get_table, static_valid
-from .detectors import Detector, build_detectors
-from .geometry import UNITS
+from .bintable import Table, get_table
+from .detectors import build_detectors
+from .grid import build_grid
 from .results import UNIT_LABEL, build_results
+from .scatter import detector_frames, frame_slots, scatter_sums
+from .units import UNITS
 
 __all__ = ["QPhiIntegrator"]
 
@@ -158,7 +159,19 @@ class QPhiIntegrator(Accumulator[BinnedState]):
             numba.get_num_threads() if nthreads is None else positive_int("nthreads", nthreads)
         )
         self.detectors = build_detectors(geometry, poni, mask, dark, flat, detectors, source, key)
-        self.grid = self._grid(q_range, phi_range)
+        self.grid = build_grid(
+            self.detectors,
+            q_range,
+            phi_range,
+            npt_q=self.npt_q,
+            npt_phi=self.npt_phi,
+            npt_q_1d=self.npt_q_1d,
+            unit=self.unit,
+            azimuth=self.azimuth,
+            polarization=self.polarization,
+            dummy=self.dummy,
+            solid_angle=self.solid_angle,
+        )
         self._tables: dict[tuple[int, int], Table] = {}
         #: bin centres of the per-frame products (published as ``products["<name>.axes"]``)
         self.axes = {
@@ -168,40 +181,6 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         }
 
     # -- configuration ----------------------------------------------------------------------
-    def _grid(self, q_range: Any, phi_range: Any) -> Grid:
-        plo, phi_hi = float_range("phi_range", phi_range)
-        if plo < -360 or phi_hi > 360:
-            raise ParamError("phi_range", "degrees within [-360, 360]", phi_range)
-        phi_axis = Axis(math.radians(plo), math.radians(phi_hi), self.npt_phi)
-        valid_q = []
-        for d in self.detectors:
-            valid, _ = static_valid(d.inputs, self.polarization, self.dummy, self.solid_angle)
-            valid_q.append(d.inputs.geometry.arrays().q(self.unit).ravel()[valid])
-        allq = np.concatenate(valid_q)
-        if allq.size == 0:
-            raise ParamError("mask", "at least one unmasked pixel", "every pixel masked")
-        if q_range is None:
-            lo, hi = float(allq.min()), float(allq.max())
-            lo = max(lo, 0.0)
-            if not lo < hi:
-                raise ParamError("q_range", "pixels spanning a q range", (lo, hi))
-        else:
-            lo, hi = float_range("q_range", q_range)
-            if not np.any((allq >= lo) & (allq <= hi)):
-                raise ParamError(
-                    "q_range",
-                    f"a range containing pixels (they cover {allq.min():.6g}..{allq.max():.6g} "
-                    f"{UNIT_LABEL[self.unit]})",
-                    list(q_range),
-                )
-        return Grid(
-            q=Axis(lo, hi, self.npt_q),
-            phi=phi_axis,
-            q1d=Axis(lo, hi, self.npt_q_1d),
-            unit=self.unit,
-            azimuth=self.azimuth,
-        )
-
     def table(self, det: int, dim: int) -> Table:
         """The pixel -> bin table of detector ``det`` for the ``dim``-D output (cached)."""
         t = self._tables.get((det, dim))
@@ -260,73 +239,21 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         """A zero state: no scan bins yet, fields per (slot, phi, q) and (slot, q)."""
         return BinnedState(self._fields(), (), self._meta())
 
-    def _frames_of(self, det: Detector, view: TrainView, nframes: int | None) -> np.ndarray:
-        if det.source is None:
-            arr = view.frames
-            if arr is None:
-                raise ValueError(f"{self.name}: the train view has no detector frames")
-            where = "view.frames"
-        else:
-            arr = np.asarray(view.train.get(det.source, det.key))
-            where = f"{det.source} {det.key}"
-        shape = det.inputs.geometry.shape
-        if tuple(arr.shape[1:]) != shape:
-            raise ValueError(
-                f"{self.name}: {where} has shape {arr.shape}; expected (frames, *{shape})"
-            )
-        if nframes is not None and arr.shape[0] != nframes:
-            raise ValueError(
-                f"{self.name}: {where} has {arr.shape[0]} frames, the primary detector {nframes}"
-            )
-        if arr.dtype.kind not in "uif" or not arr.dtype.isnative:
-            arr = arr.astype(np.float32)
-        return np.ascontiguousarray(arr).reshape(arr.shape[0], -1)
-
     def _accumulate(
         self, dim: int, frames: list[np.ndarray], dest: np.ndarray, ndest: int, per_frame: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Sums ``(S, Wc, Cc, V)`` of shape (ndest, nbins) over all detectors."""
-        nb = self.npt_phi * self.npt_q if dim == 2 else self.npt_q_1d
-        with_var = self.error_model == "poisson"
-        S = np.zeros((ndest, nb))
-        Wc = np.zeros((ndest, nb))
-        Cc = np.zeros((ndest, nb))
-        V = np.zeros((ndest, nb)) if with_var else None
-        ok = dest >= 0
-        order = np.flatnonzero(ok)
-        order = order[np.argsort(dest[order], kind="stable")].astype(np.int64)
-        odest = dest[order].astype(np.int64)
-        check_dummy = self.dummy is not None
-        dummy, ddummy = self.dummy if check_dummy else (0.0, 0.0)
-        for i, fr in enumerate(frames):
-            t = self.table(i, dim)
-            f0, f1, p0, p1, base, nblocks = chunking(
-                len(order), len(t.pix), self.nthreads, per_frame, ndest
-            )
-            if nblocks == 1:
-                s, wc, cc, v = S, Wc, Cc, V
-            else:
-                s = np.zeros((nblocks * ndest, nb))
-                wc = np.zeros((nblocks * ndest, nb))
-                cc = np.zeros((nblocks * ndest, nb))
-                v = np.zeros((nblocks * ndest, nb)) if with_var else None
-            v_arg = v if v is not None else np.zeros((1, 1))
-            use_dark = t.dark is not None
-            dark = t.dark if use_dark else np.zeros(1, np.float32)
-            # the pixels of this detector in frame order, then per-pixel tables, then outputs
-            head = (fr, order, odest, f0, f1, p0, p1, base, t.pix)
-            tail = (dark, use_dark, with_var, check_dummy, dummy, ddummy, s, v_arg, wc, cc)
-            if t.split:
-                scatter_split(*head, t.ptr, t.bins, t.coef, t.norm, *tail)
-            else:
-                scatter_nosplit(*head, t.idx, t.norm, *tail)
-            if nblocks > 1:
-                S += s.reshape(nblocks, ndest, nb).sum(axis=0)
-                Wc += wc.reshape(nblocks, ndest, nb).sum(axis=0)
-                Cc += cc.reshape(nblocks, ndest, nb).sum(axis=0)
-                if with_var:
-                    V += v.reshape(nblocks, ndest, nb).sum(axis=0)
-        return S, Wc, Cc, V
+        return scatter_sums(
+            [self.table(i, dim) for i in range(len(frames))],
+            frames,
+            dest,
+            ndest,
+            self.npt_phi * self.npt_q if dim == 2 else self.npt_q_1d,
+            with_var=self.error_model == "poisson",
+            dummy=self.dummy,
+            nthreads=self.nthreads,
+            per_frame=per_frame,
+        )
 
     def _static(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         tabs = [self.table(i, dim) for i in range(len(self.detectors))]
@@ -335,22 +262,14 @@ class QPhiIntegrator(Accumulator[BinnedState]):
     def update(self, state: BinnedState, view: TrainView) -> None:
         """Add the accepted frames of one train into ``state`` (in place)."""
         primary = next((d for d in self.detectors if d.source is None), self.detectors[0])
-        first = self._frames_of(primary, view, None)
+        first = detector_frames(self.name, primary, view, None)
         nframes = first.shape[0]
         frames = [
-            first if d is primary else self._frames_of(d, view, nframes) for d in self.detectors
+            first if d is primary else detector_frames(self.name, d, view, nframes)
+            for d in self.detectors
         ]
         ns = len(self.slots)
-        if view.frame_slot is None:
-            slot = np.zeros(nframes, dtype=np.int64)
-        else:
-            slot = np.asarray(view.frame_slot, dtype=np.int64)
-            if slot.shape != (nframes,):
-                raise ValueError(f"{self.name}: frame_slot has {slot.shape}, frames {nframes}")
-            if len(view.slots) != ns or slot.max(initial=-1) >= ns:
-                raise ValueError(
-                    f"{self.name}: view slots {view.slots} do not match the configured {self.slots}"
-                )
+        slot = frame_slots(self.name, view, nframes, self.slots)
         row = state.index(view.scan_key if view.scan_key is not None else 0.0)
         view.products[f"{self.name}.axes"] = self.axes
         ok = slot >= 0

@@ -33,8 +33,9 @@ from bokeh.models import (
 
 from beamstream.sinks.dashboard.budget import UpdateBudget
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
-from beamstream.sinks.dashboard.panels import Controls, LinesPanel, Panel, make_panel
+from beamstream.sinks.dashboard.panels import LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
+from beamstream.sinks.dashboard.views import Controls
 from beamstream.sinks.hub import Hub
 
 __all__ = ["DashboardApp", "LATEST_PRODUCTS"]

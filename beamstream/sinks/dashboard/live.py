@@ -14,7 +14,7 @@ from bokeh.models import ColumnDataSource, Div, NumeralTickFormatter, Select
 from bokeh.plotting import figure
 
 from beamstream.sinks.dashboard import prep
-from beamstream.sinks.dashboard.panels import WIDTH, Controls, ImageView
+from beamstream.sinks.dashboard.views import WIDTH, Controls, ImageView
 
 __all__ = ["LatestImagePanel", "RecordsPanel", "StatusPanel", "latest_frames_image"]
 

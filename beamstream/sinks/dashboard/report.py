@@ -24,8 +24,9 @@ from bokeh.plotting import figure
 from bokeh.resources import CDN, INLINE
 
 from beamstream.processors.base import Result
-from beamstream.sinks.dashboard.panels import WIDTH, Controls, make_panel
+from beamstream.sinks.dashboard.panels import make_panel
 from beamstream.sinks.dashboard.prep import Selection
+from beamstream.sinks.dashboard.views import WIDTH, Controls
 
 __all__ = ["read_nxdata", "load_report_data", "build_report", "write_report"]
 

@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+class _ClosedPageFilter(logging.Filter):
+    """Drop Bokeh's warning for updates sent while a page was closing (a closed tab is normal:
+    its session ends and the remaining updates have nowhere to go)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "connection was closed" not in record.getMessage()
+
+
+logging.getLogger("bokeh.server.views.ws").addFilter(_ClosedPageFilter())
+
+
 def default_origins(address: str, port: int, extra: Sequence[str] = ()) -> list[str]:
     """Websocket origins accepted for a server bound to ``address:port``."""
     hosts = ["localhost", "127.0.0.1"]

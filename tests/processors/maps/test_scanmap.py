@@ -8,7 +8,7 @@ import pytest
 
 from beamstream.processors.base import TrainView
 from beamstream.processors.maps import ScanMap
-from beamstream.processors.maps.scanmap import EVENTS
+from beamstream.processors.maps.placement import EVENTS
 from beamstream.processors.params import ParamError
 from beamstream.sinks.h5layout import read_result, write_result
 from beamstream.streamer.simulate.saxs import RasterScan

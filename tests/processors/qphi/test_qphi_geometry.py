@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamstream.processors.qphi.geometry import HC_KEV_A, DetectorGeometry
+from beamstream.processors.qphi.geometry import DetectorGeometry
 from beamstream.processors.qphi.poni import PoniError, parse_poni
+from beamstream.processors.qphi.units import HC_KEV_A
 
 from .conftest import GEOM, PIXEL, SHAPE, pyfai_ai
 

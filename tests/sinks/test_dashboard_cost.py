@@ -26,6 +26,18 @@ def test_budget_paces_saturated_updates_by_their_steady_cost():
     assert not b.allows(101.9) and b.allows(102.0)
     b.spent(200.0, 0.500, busy=0.95, one_off=True)  # a panel build does not set the pace
     assert b.interval() == pytest.approx(2.0) and b.allows(202.0)
+    b.spent(300.0, 0.030, busy=0.95)  # the mean, not the median: the budget is CPU time
+    assert b.interval() == pytest.approx(4.0)
+
+
+def test_budget_counts_the_page_once_it_answers():
+    b = UpdateBudget(share=0.05, max_interval=10.0)
+    b.spent(0.0, 0.010, busy=1.0)
+    assert b.cost() == pytest.approx(0.020)  # before any answer: the callback twice
+    b.answered(0.190)  # a slow page (e.g. sharing the processing machine): fewer updates
+    assert b.cost() == pytest.approx(0.200) and b.interval() == pytest.approx(4.0)
+    b.answered(-1.0)  # clock oddities never give a negative cost
+    assert b.cost() == pytest.approx(0.010 + 0.095)
 
 
 def test_budget_never_freezes_the_display_and_is_free_when_idle():
@@ -126,6 +138,14 @@ def test_records_are_thinned_to_the_newest_every_kth():
     assert panel.columns["train_id"][-1] == 2000 and len(panel.columns["train_id"]) == 61
 
 
+def test_records_drop_their_markers_when_the_window_is_crowded():
+    panel = RecordsPanel(history=1000)
+    panel.add([{"train_id": i, "frames": 1} for i in range(RecordsPanel.MARKS_MAX)])
+    assert all(m.visible for m in panel.marks) and len(panel.marks) == 3
+    panel.add([{"train_id": RecordsPanel.MARKS_MAX, "frames": 1}])
+    assert not any(m.visible for m in panel.marks)
+
+
 def test_plot_ranges_are_not_sent_back_by_the_browser():
     hub = Hub()
     app = DashboardApp(hub)
@@ -142,6 +162,10 @@ def test_plot_ranges_are_not_sent_back_by_the_browser():
     assert "binner.mean" in app.panels and len(app.budget.costs) == n
     ranges = [m for m in doc.models if isinstance(m, DataRange1d)]
     assert len(ranges) >= 4 and not any(r.syncable for r in ranges)
+    app._acked("data", None, {"update": [app.sent]})  # the page drew the build: not a cost
+    assert not app.budget.page_costs
     hub.publish(Snapshot(2, time.time(), {"binner": results}, {}, {"processed": 4}))
     app.update()
     assert len(app.budget.costs) == n + 1
+    app._acked("data", None, {"update": [app.sent]})  # a steady update's answer counts
+    assert len(app.budget.page_costs) == 1 and app.acked == app.sent

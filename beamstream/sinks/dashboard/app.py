@@ -116,6 +116,9 @@ class DashboardApp:
         #: paces updates while processing is saturated (see `UpdateBudget`)
         self.budget = UpdateBudget()
         self._built = False
+        #: when the last sent update's callback ended, and whether it built new panels
+        self._done_at = 0.0
+        self._last_built = False
         self._sent_at = 0.0
         self._record_seq = 0
         self._snap_seq = -1
@@ -229,9 +232,9 @@ class DashboardApp:
         """Read the hub once and refresh what changed (the periodic callback).
 
         Updates keep within a CPU budget (`UpdateBudget`): while processing is saturated
-        (``hub.busy`` near 1) they take a small share of a core (fewer updates per second, but
-        at least one a second), so plots never throttle processing; at beamline rates
-        (processing mostly idle) every periodic callback updates.
+        (``hub.busy`` near 1) they and the page's drawing take a small share of a core (fewer
+        updates per second, but at least one every few seconds), so plots never throttle
+        processing; at beamline rates (processing mostly idle) every periodic callback updates.
         """
         t0 = time.perf_counter()
         if not self.budget.allows(t0) and not self._dirty:
@@ -248,14 +251,18 @@ class DashboardApp:
         cost = time.perf_counter() - t0
         if self.sent == sent:  # waited for the browser: nothing sent, nothing to account
             return
+        self._done_at, self._last_built = time.monotonic(), self._built
         self.update_seconds.append(cost)
         self.budget.spent(t0, cost, float(getattr(self.hub, "busy", 0.0)), one_off=self._built)
 
     def _acked(self, attr: str, old: Any, new: Any) -> None:
         try:
-            self.acked = max(self.acked, int(new["update"][0]))
+            n = int(new["update"][0])
         except (KeyError, IndexError, TypeError, ValueError):
-            pass
+            return
+        if n == self.sent > self.acked and self._done_at and not self._last_built:
+            self.budget.answered(time.monotonic() - self._done_at)  # the page's part of the cost
+        self.acked = max(self.acked, n)
 
     def _update(self) -> None:
         # at most one update in flight once the browser acknowledges (a slow browser gets fewer,

@@ -78,7 +78,13 @@ class LatestImagePanel:
 
 
 class RecordsPanel:
-    """Per-train scalars vs train id (rolling window), three plots with a choice of value each."""
+    """Per-train scalars vs train id (rolling window), three plots with a choice of value each.
+
+    Each train is a marker on the line while the window holds at most `MARKS_MAX` trains; with
+    more, the line alone (thousands of markers are unreadable and costly to draw).
+    """
+
+    MARKS_MAX = 300
 
     DEFAULTS = ("accepted_frames", "frames", "scan_value")
 
@@ -90,6 +96,7 @@ class RecordsPanel:
         self.source = ColumnDataSource({k: np.zeros(0) for k in self.columns}, name="records")
         self.selects: list[Select] = []
         self.figs = []
+        self.marks: list[Any] = []
         x_range = None
         for i in range(plots):
             default = self.DEFAULTS[i] if i < len(self.DEFAULTS) else "train_id"
@@ -110,6 +117,7 @@ class RecordsPanel:
             fig.xaxis.major_label_orientation = 0.3
             line = fig.line("train_id", default, source=self.source)
             marks = fig.scatter("train_id", default, source=self.source, size=3)
+            self.marks.append(marks)
             sel.on_change("value", self._chooser(fig, line, marks))
             self.selects.append(sel)
             self.figs.append(fig)
@@ -183,6 +191,9 @@ class RecordsPanel:
             n = min(len(rows), self.history)
             new = {k: np.asarray(list(v)[-n:]) for k, v in self.columns.items()}
             self.source.stream(new, rollover=self.history)
+        few = len(self.columns["train_id"]) <= self.MARKS_MAX
+        for marks in self.marks:
+            marks.visible = few  # Bokeh sends only a change
 
 
 class StatusPanel:

@@ -212,14 +212,19 @@ def reduce_scan(
         return out, sig
 
 
+def _group_index(res: Result, dim: str, slot: str | None) -> int:
+    """Index of ``slot`` along group dim ``dim`` of ``res`` where it is a coordinate value,
+    else 0."""
+    names = [str(s) for s in res.coords.get(dim, ())]
+    return names.index(slot) if slot is not None and slot in names else 0
+
+
 def pick(values: np.ndarray, dims: tuple[str, ...], res: Result, slot: str | None) -> np.ndarray:
     """Choose one value of every group dim of ``values`` (dims without scan): ``slot`` where it
     is a coordinate value, else the first."""
     out = values
     for d in dims:
-        names = [str(s) for s in res.coords.get(d, ())]
-        i = names.index(slot) if slot is not None and slot in names else 0
-        out = out[i] if out.shape[0] else out
+        out = out[_group_index(res, d, slot)] if out.shape[0] else out
     return out
 
 
@@ -227,7 +232,8 @@ def select_groups(res: Result | None, dims: tuple[str, ...], slot: str | None) -
     """``res`` with one value of each group dim in ``dims`` chosen as `pick` does (``slot``
     where it is a coordinate value, else the first); other dims, the scan dim included, kept.
 
-    Choosing before `reduce_scan` reduces only what is drawn. Empty group dims are kept.
+    Choosing before `reduce_scan` reduces only what is drawn (a view, not a copy). Empty group
+    dims are kept.
     """
     if res is None:
         return None
@@ -235,9 +241,8 @@ def select_groups(res: Result | None, dims: tuple[str, ...], slot: str | None) -
     for d in dims:
         if d not in dims_left or data.shape[dims_left.index(d)] == 0:
             continue
-        names = [str(s) for s in res.coords.get(d, ())]
-        i = names.index(slot) if slot is not None and slot in names else 0
-        data = np.take(data, i, axis=dims_left.index(d))
+        axis = dims_left.index(d)
+        data = data[(slice(None),) * axis + (_group_index(res, d, slot),)]
         dims_left.remove(d)
     if len(dims_left) == len(res.dims):
         return res

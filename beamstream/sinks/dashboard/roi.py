@@ -8,7 +8,7 @@ from beamstream.processors.base import Result
 from beamstream.sinks.dashboard._kernels import nan_roi_sums
 from beamstream.sinks.dashboard.prep import SCAN_DIM, short_name
 
-__all__ = ["roi_sum", "roi_sums", "pump_probe_curve"]
+__all__ = ["roi_sums", "pump_probe_curve"]
 
 
 def _stack(images: np.ndarray, image_ndim: int) -> np.ndarray:
@@ -39,11 +39,6 @@ def roi_sums(
         stack = stack.astype(np.float64)
     nan_roi_sums(stack, y0, max(y1, y0), x0, max(x1, x0), sums, counts)
     return np.where(counts > 0, sums, np.nan).reshape(lead)
-
-
-def roi_sum(img: np.ndarray, roi: tuple[int, int, int, int] | None) -> float:
-    """`roi_sums` of one 2-D image, as a float."""
-    return float(roi_sums(np.asarray(img), roi))
 
 
 def pump_probe_curve(

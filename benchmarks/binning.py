@@ -12,9 +12,10 @@ limit. Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (see belo
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
+from pathlib import Path
 
 # GNU OpenMP (numba's threading layer here) spins idle workers between parallel regions by
 # default; on a shared 2-core machine the spinning steals the core the next train needs and the
@@ -26,6 +27,9 @@ import numpy as np  # noqa: E402
 from beamstream.processors.base import TrainView  # noqa: E402
 from beamstream.processors.binner import ScanBinner  # noqa: E402
 from beamstream.streamer.train import Train  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_json  # noqa: E402
 
 SHAPE = (100, 128, 512)
 N_BINS = 20
@@ -100,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{N_BINS} bins)"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_json(args.json, res)
     return 0
 
 

@@ -17,10 +17,10 @@ robust on a shared machine. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -29,6 +29,9 @@ from scipy.special import erf
 from beamstream.processors.base import TrainView
 from beamstream.processors.rixs import PhotonCentroider
 from beamstream.streamer.train import Train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_json  # noqa: E402
 
 PEDESTAL = 100.0
 NOISE = 3.0
@@ -164,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"hits_equal={out['hits_equal']}"
     )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        write_json(args.json, out)
     return 0 if hits_equal else 1
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,9 @@ from beamstream.config import parse_config
 from beamstream.runner import Runner
 from beamstream.sinks.dashboard import DashboardSink
 from beamstream.streamer.train import Train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_json  # noqa: E402
 
 DET = "DET/0:xtdf"
 THREADS = os.cpu_count() or 1
@@ -354,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"ratio {res['throughput_ratio']:.3f}, median of the pairs (target >= 0.95)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_json(args.json, res)
     return 0
 
 

@@ -14,9 +14,10 @@ Usage: ``python benchmarks/qphi.py [--json PATH] [--frames N] [--repeat R] [--si
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -36,6 +37,10 @@ GEOM = dict(
     pixel2=1e-4,
     wavelength=1e-10,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_json  # noqa: E402
+
 Q_RANGE = (0.5, 25.0)
 
 
@@ -150,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {res['ratio_1d']:.1f}x"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_json(args.json, res)
     return 0
 
 

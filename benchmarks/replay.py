@@ -10,7 +10,6 @@ counts message bytes from the first to the last train. Prints MB/s of each and t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -22,6 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"karabo-bridge-serve-files:  {ref:8.1f} MB/s")
     print(f"ratio: {bs / ref:.2f}x (target >= 1.5x)")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, out)
     return out
 
 

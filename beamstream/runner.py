@@ -26,7 +26,7 @@ from beamstream.streamer.ratelog import RateLimitedLog
 from beamstream.streamer.receiver import Receiver
 from beamstream.streamer.train import Train
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "open_live_source"]
 
 log = logging.getLogger(__name__)
 _RECENT_IDS = 4096
@@ -73,7 +73,7 @@ class Runner:
         self._reset = threading.Event()
         self._recent_ids: dict[int, None] = {}
         self._errlog = RateLimitedLog(log, interval=5.0)
-        self.receiver: Receiver | None = None
+        self.receiver: Any = None  # a Receiver or a plug-in source
 
     # -- control (thread-safe) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -122,7 +122,8 @@ class Runner:
                 yield train
             return
         src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        if self.receiver is None:
+            self.receiver = open_live_source(self.config)
         idle_since = time.monotonic()
         while not self.receiver.closed:
             train = self.receiver.get(timeout=0.2)
@@ -145,6 +146,8 @@ class Runner:
             if self._reset.is_set():
                 self._new_epoch()
             if train is not None:
+                if "new_epoch" in getattr(self.receiver, "events", list)():
+                    self._new_epoch()  # the source started a new series
                 received += 1
                 started = time.monotonic()
                 self.process(train)
@@ -245,6 +248,16 @@ class Runner:
                 signal.signal(s, h)
 
         return restore
+
+
+def open_live_source(config: PipelineConfig) -> Any:
+    """The config's live source: a Karabo Bridge `Receiver`, or a plug-in source by type."""
+    src = config.source
+    if src.type == "dectris":
+        from beamstream.dectris.source import DectrisSource
+
+        return DectrisSource.from_config(src, config.path)
+    return Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
 
 
 def _copy_state(state: Any) -> Any:

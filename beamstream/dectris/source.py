@@ -138,8 +138,24 @@ class DectrisSource:
         if start:
             self.start()
 
+    @classmethod
+    def check(cls, config: Any, path: str = "<string>") -> None:
+        """Raise `ConfigError` naming ``source.<key>`` for bad options (nothing is connected)."""
+        from .options import source_kwargs
+
+        source_kwargs(config, path)
+
+    @classmethod
+    def from_config(cls, config: Any, path: str = "<string>") -> DectrisSource:
+        """A connected source from a ``[source] type = "dectris"`` table."""
+        from .options import source_kwargs
+
+        return cls(config.endpoint, **source_kwargs(config, path))
+
     # -- consumer side --------------------------------------------------------------------------
     def start(self) -> None:
+        if self.positions is not None and hasattr(self.positions, "start"):
+            self.positions.start()
         for t in self._threads:
             if not t.is_alive():
                 t.start()
@@ -202,6 +218,8 @@ class DectrisSource:
             if t.is_alive() and threading.current_thread() is not t:
                 t.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.positions is not None and hasattr(self.positions, "close"):
+            self.positions.close()
 
     def __enter__(self) -> DectrisSource:
         return self

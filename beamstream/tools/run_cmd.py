@@ -87,8 +87,22 @@ def run_pipeline(
         with DaskBackend.connect(workers, scheduler) as backend:
             runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
             return _run(runner, sinks, trains, duration)
+    config, source = _stream_geometry(config, hub)
     runner = Runner(config, sinks, hub, states=states, status_out=status_out)
+    runner.receiver = source  # None: the runner opens the config's source
     return _run(runner, sinks, trains, duration)
+
+
+def _stream_geometry(config: PipelineConfig, hub: Hub) -> tuple[PipelineConfig, Any]:
+    """A DECTRIS source opened early when the geometry comes from its stream (else None)."""
+    if config.source.type != "dectris":
+        return config, None
+    from beamstream.dectris.live import open_with_stream_geometry
+
+    config, source, applied = open_with_stream_geometry(config)
+    if applied:
+        hub.info["applied_geometry"] = applied  # in the status, hence the file's provenance
+    return config, source
 
 
 def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float | None) -> dict:

@@ -28,8 +28,9 @@ NY, NX = 4, 6
 
 
 def _serve(sim, endpoint, n, stop):
-    t = threading.Thread(target=serve, args=(sim, endpoint),
-                         kwargs=dict(images=n, stop_event=stop), daemon=True)
+    t = threading.Thread(
+        target=serve, args=(sim, endpoint), kwargs=dict(images=n, stop_event=stop), daemon=True
+    )
     t.start()
     return t
 
@@ -40,8 +41,10 @@ def _karabo_trains(sim: EigerSimulator, n: int):
         yield Train(
             SERIES_STRIDE + k,
             None,
-            {"eiger": {"image.threshold_1": sim.frames(k)["threshold_1"][None]},
-             "positions": {"x": np.array([pos["x"]]), "y": np.array([pos["y"]])}},
+            {
+                "eiger": {"image.threshold_1": sim.frames(k)["threshold_1"][None]},
+                "positions": {"x": np.array([pos["x"]]), "y": np.array([pos["y"]])},
+            },
         )
 
 
@@ -68,8 +71,9 @@ def test_eiger_map_live_equals_karabo_bridge_path(tmp_path, endpoint, tcp_endpoi
     server = _serve(sim, endpoint, n, stop)
     out = tmp_path / "eiger.h5"
     try:
-        status = run_pipeline(config, trains=n, duration=120, quiet=True, output=str(out),
-                              dashboard=False)
+        status = run_pipeline(
+            config, trains=n, duration=120, quiet=True, output=str(out), dashboard=False
+        )
     finally:
         stop.set()
         server.join(10)
@@ -77,9 +81,16 @@ def test_eiger_map_live_equals_karabo_bridge_path(tmp_path, endpoint, tcp_endpoi
 
     # the same frames and positions through the Karabo Bridge, geometry given explicitly
     resolved, _ = resolve_config(config, parse_start(sim))
-    bridge = replace(resolved, source=SourceConfig(
-        endpoint=tcp_endpoint, socket="REQ", detector="eiger", key="image.threshold_1",
-        layout=("frame", "y", "x")))
+    bridge = replace(
+        resolved,
+        source=SourceConfig(
+            endpoint=tcp_endpoint,
+            socket="REQ",
+            detector="eiger",
+            key="image.threshold_1",
+            layout=("frame", "y", "x"),
+        ),
+    )
     stop2 = threading.Event()
     sender = _send_karabo(_karabo_trains(sim, n), tcp_endpoint, stop2)
     runner = Runner(bridge, status_out=None)

@@ -35,8 +35,9 @@ def sim():
 
 
 def _run(config, frames):
-    trains = [Train(k + 1, None, {"eiger": {"image.threshold_1": f[None]}})
-              for k, f in enumerate(frames)]
+    trains = [
+        Train(k + 1, None, {"eiger": {"image.threshold_1": f[None]}}) for k, f in enumerate(frames)
+    ]
     r = Runner(config, status_out=None)
     r.run(source=trains)
     return r.hub.latest().results["qphi"]
@@ -58,8 +59,7 @@ def test_stream_geometry_equals_poni_file(sim, tmp_path):
     assert found["flat"] is None  # the simulator's flatfield is flagged as applied
 
     frames = [sim.frames(k)["threshold_1"] for k in range(2)]
-    stream_cfg, applied = resolve_config(
-        parse_config(QPHI + 'geometry = "from-stream"\n'), start)
+    stream_cfg, applied = resolve_config(parse_config(QPHI + 'geometry = "from-stream"\n'), start)
     mask_path = tmp_path / "mask.npy"
     np.save(mask_path, sim.mask)
     poni_cfg = parse_config(QPHI + f'poni = "{poni}"\nmask = "{mask_path}"\n')

@@ -4,7 +4,8 @@ Keys (besides the common ``endpoint``, ``detector``, ``queue``, ``policy``, ``ti
 ``stream`` (``"v2"`` | ``"v1"``), ``frames_per_train``, ``threads``, ``series_epoch``,
 ``flush_timeout``, ``hwm``, ``limits`` (table of `DectrisLimits` fields), ``positions`` (table:
 ``from = "user_data"`` with ``motors``, ``from = "table"`` with ``path``, or ``from = "bluesky"``
-with ``endpoint``, ``motors``, ``stream``, ``images_per_event``), ``positions_source``.
+with ``endpoint``, ``motors``, ``stream``, ``images_per_event``), ``positions_source``,
+``record`` (path prefix: every series recorded to NXmx files as received).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["source_kwargs", "OPTIONS", "DEFAULT_NAME"]
 DEFAULT_NAME = "eiger"
 OPTIONS = (
     "stream", "frames_per_train", "threads", "series_epoch", "flush_timeout", "hwm", "limits",
-    "positions", "positions_source",
+    "positions", "positions_source", "record",
 )  # fmt: skip
 
 
@@ -123,4 +124,8 @@ def source_kwargs(config: SourceConfig, path: str = "<string>") -> dict[str, Any
     if not isinstance(src, str) or not src:
         raise fail("positions_source", "a source name", src)
     kw["positions_source"] = src
+    record = opts.get("record")
+    if record is not None and (not isinstance(record, str) or not record):
+        raise fail("record", "a path prefix for the NXmx files", record)
+    kw["record"] = record
     return kw

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import encode
 
-__all__ = ["EigerSimulator", "serve", "SENTINEL"]
+__all__ = ["EigerSimulator", "serve", "serve_series", "SENTINEL"]
 
 SENTINEL = np.uint32(0xFFFFFFFF)
 CHANNELS = ("threshold_1", "threshold_2")
@@ -211,43 +211,62 @@ def serve(
     first_series_id: int = 1,
     stop_event: threading.Event | None = None,
     ready: Callable[[str], None] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Bind a PUSH socket on ``endpoint`` and send ``series`` series of ``images`` images.
+    """Bind a PUSH socket on ``endpoint`` and send ``series`` series of ``images`` images
+    (`serve_series`)."""
+    return serve_series(
+        lambda sid: sim.messages(images, sid), endpoint, series=series, rate=rate,
+        first_series_id=first_series_id, stop_event=stop_event, ready=ready,
+    )  # fmt: skip
 
-    ``rate``: images per second (0: as fast as the clients take them). Returns a summary
-    (``sent`` images, ``series``, ``elapsed``, ``rate``, ``interrupted``).
+
+def serve_series(
+    make_series: Callable[[int], Iterator[tuple[str, list[bytes]]]],
+    endpoint: str,
+    *,
+    series: int = 1,
+    rate: float = 0.0,
+    first_series_id: int = 1,
+    stop_event: threading.Event | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Send series as a detector does, on a bound PUSH socket.
+
+    ``make_series(series_id)`` yields ``(kind, parts)`` of one series (start, images, end);
+    ``series`` of them are sent (0: until stopped) with increasing series ids; ``rate``: images
+    per second (0: as fast as the clients take them). Returns a summary (``sent`` images,
+    ``series``, ``elapsed``, ``rate``, ``interrupted``).
     """
     import zmq
 
     stop = stop_event or threading.Event()
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.PUSH)
+    sock = zmq.Context.instance().socket(zmq.PUSH)
     sock.setsockopt(zmq.LINGER, 2000)
     sock.set_hwm(100)
     sock.bind(endpoint)
     bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     if ready is not None:
         ready(bound)
-    summary = {"detector": "eiger", "endpoint": bound, "socket": "PUSH", "sent": 0,
-               "series": 0, "interrupted": False}  # fmt: skip
+    summary = {"endpoint": bound, "socket": "PUSH", "sent": 0, "series": 0,
+               "interrupted": False}  # fmt: skip
     t0 = time.monotonic()
     first = None
     try:
-        for s in range(series):
-            for kind, parts in sim.messages(images, first_series_id + s):
+        s = 0
+        while series == 0 or s < series:
+            for kind, parts in make_series(first_series_id + s):
                 if not _send(sock, parts, stop):
                     raise KeyboardInterrupt
-                if kind == "image":
-                    summary["sent"] += 1
-                    first = first or time.monotonic()
-                    if rate > 0:
-                        due = first + summary["sent"] / rate
-                        if stop.wait(max(0.0, due - time.monotonic())):
-                            raise KeyboardInterrupt
-                    if progress is not None and summary["sent"] % 50 == 0:
-                        progress(dict(summary))
+                if kind != "image":
+                    continue
+                summary["sent"] += 1
+                first = first or time.monotonic()
+                if rate > 0:
+                    due = first + summary["sent"] / rate
+                    if stop.wait(max(0.0, due - time.monotonic())):
+                        raise KeyboardInterrupt
             summary["series"] += 1
+            s += 1
     except KeyboardInterrupt:
         summary["interrupted"] = True
     finally:

@@ -76,6 +76,8 @@ class DectrisSource:
         Seconds without a message after which an incomplete train is sent.
     timeout
         Seconds without a train after which iteration ends (None: never).
+    record
+        Path prefix: record every series as received to NXmx files (`StreamRecorder`).
     """
 
     type_name = "dectris"
@@ -96,6 +98,7 @@ class DectrisSource:
         series_epoch: bool = False,
         flush_timeout: float = 1.0,
         timeout: float | None = None,
+        record: str | None = None,
         hwm: int = 1000,
         context: zmq.Context | None = None,
         start: bool = True,
@@ -117,6 +120,11 @@ class DectrisSource:
         self.policy = policy
         self.hwm = hwm
         self.tracker = SeriesTracker(frames_per_train)
+        self.recorder = None
+        if record is not None:
+            from .recorder import StreamRecorder
+
+            self.recorder = StreamRecorder(record)
         self.series_starts: list[SeriesStart] = []
         self._ctx = context or zmq.Context.instance()
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, "dectris-decompress")
@@ -220,6 +228,8 @@ class DectrisSource:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self.positions is not None and hasattr(self.positions, "close"):
             self.positions.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def __enter__(self) -> DectrisSource:
         return self
@@ -234,6 +244,8 @@ class DectrisSource:
             dropped = dict(self._dropped)
             for reason, n in self.tracker.dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + n
+            if self.recorder is not None:
+                dropped.update(self.recorder.lost)
             up = max(now - self._started, 1e-9)
             return {
                 "endpoint": self.endpoint,
@@ -254,6 +266,7 @@ class DectrisSource:
                 "last_train_id": self._last_tid,
                 "uptime_s": now - self._started,
                 "sources": {self.name: {}},
+                "recorded_images": self.recorder.images if self.recorder is not None else 0,
             }
 
     # -- receive thread -------------------------------------------------------------------------
@@ -307,11 +320,15 @@ class DectrisSource:
         if isinstance(msg, Image):
             reason = self.tracker.check_image(msg)
             if reason is None:
+                if self.recorder is not None:
+                    self.recorder.put(msg)
                 payload = self._pool.submit(decode_image, msg)
                 with self._cond:
                     self._counts["images"] += 1
                     self._counts["compressed_bytes"] += msg.wire_bytes
-        elif isinstance(msg, SeriesStart):
+        elif self.recorder is not None:
+            self.recorder.put(msg)
+        if isinstance(msg, SeriesStart):
             msg.raw = [f.bytes for f in frames] if self.stream == "v1" else frames[0].bytes
             with self._cond:
                 if self._first_start is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,11 @@ class PipelineSpec:
         return cls(
             config.text,
             path,
-            tuple(asdict(config.source).items()),
+            tuple(
+                (f.name, getattr(config.source, f.name))
+                for f in fields(config.source)
+                if f.name != "options"  # from the text: never overridden
+            ),
             tuple(asdict(config.run).items()),
             config_fingerprint(config.text),
         )
@@ -69,7 +73,12 @@ class PipelineSpec:
     def config(self) -> PipelineConfig:
         """Parse the config again (in a worker) with the same overrides."""
         cfg = parse_config(self.text, self.path)
-        return cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        cfg = cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        if cfg.source.type == "dectris":  # a from-stream geometry: from the driver's relay
+            from beamstream.dectris.cluster import worker_config
+
+            cfg = worker_config(cfg)
+        return cfg
 
 
 _POOL: dict[PipelineSpec, list[Pipeline]] = {}

@@ -76,6 +76,19 @@ class SeriesTracker:
             return self._start(msg)
         return self._end(msg)
 
+    def switch(self, start: SeriesStart) -> list[Any]:
+        """Make ``start`` the open series without counting a missing end (relayed streams,
+        whose ends stay with the relay)."""
+        out: list[Any] = []
+        if self.series is not None:
+            out += self.flush()
+            out.append(SeriesEvent("end", self.series, complete=False))
+        self.series = start
+        self.series_seen += 1
+        self.images_in_series = 0
+        out.append(SeriesEvent("start", start))
+        return out
+
     def flush(self) -> list[Group]:
         """Close the open group (idle stream or shutdown); the series stays open."""
         group, self.group = self.group, None

@@ -33,6 +33,7 @@ from beamstream.streamer.train import Train
 from .assemble import build_train, decode_image
 from .cbor import decode_cbor
 from .codec import CodecError
+from .fanout import RELAY_MAGIC, fetch_start
 from .legacy import parse_v1
 from .limits import DEFAULT_LIMITS, DectrisLimits, MalformedMessage
 from .messages import Image, SeriesStart, parse_v2
@@ -311,6 +312,10 @@ class DectrisSource:
         with self._cond:
             self._counts["received"] += 1
             self._counts["bytes"] += sum(len(f) for f in frames)
+        if len(frames) > 3 and frames[0].bytes == RELAY_MAGIC:
+            if not self._relayed_series(frames[1].bytes, frames[2].bytes.decode()):
+                return
+            frames = frames[3:]
         try:
             msg = self._parse(frames)
         except MalformedMessage as e:
@@ -329,12 +334,40 @@ class DectrisSource:
         elif self.recorder is not None:
             self.recorder.put(msg)
         if isinstance(msg, SeriesStart):
-            msg.raw = [f.bytes for f in frames] if self.stream == "v1" else frames[0].bytes
-            with self._cond:
-                if self._first_start is None:
-                    self._first_start = msg
-                self._cond.notify_all()
+            self._note_start(msg, [f.bytes for f in frames])
         self._forward(self.tracker.feed(msg, payload))
+
+    def _note_start(self, msg: SeriesStart, raw: list[bytes]) -> None:
+        msg.raw = raw if self.stream == "v1" else raw[0]
+        with self._cond:
+            if self._first_start is None:
+                self._first_start = msg
+            self._cond.notify_all()
+
+    def _relayed_series(self, uid: bytes, info: str) -> bool:
+        """A relayed image: make its series the open one (start fetched from the relay once)."""
+        open_ = self.tracker.series
+        if open_ is not None and open_.unique_id.encode() == uid:
+            return True
+        raw = fetch_start(info, uid)
+        if raw is None:
+            self._drop("relay_no_start", uid.decode(errors="replace"))
+            return False
+        try:
+            start = (
+                parse_v2(decode_cbor(raw[0], self.limits), self.limits)
+                if (self.stream == "v2")
+                else parse_v1(raw, self.limits)
+            )
+        except MalformedMessage as e:
+            self._drop(f"malformed:{e.reason}", "relayed start")
+            return False
+        if not isinstance(start, SeriesStart):
+            self._drop("relay_no_start", "not a start message")
+            return False
+        self._note_start(start, raw)
+        self._forward(self.tracker.switch(start))
+        return True
 
     def _forward(self, items: list[Any]) -> None:
         for item in items:

@@ -5,16 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from beamstream.streamer.protocol import MalformedMessage  # the same counted-reason error
+
 __all__ = ["DectrisLimits", "DEFAULT_LIMITS", "MalformedMessage"]
-
-
-class MalformedMessage(ValueError):
-    """A message that cannot be used; ``reason`` is a short counter name (``unknown_tag`` ...)."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -79,15 +79,7 @@ class SeriesTracker:
     def switch(self, start: SeriesStart) -> list[Any]:
         """Make ``start`` the open series without counting a missing end (relayed streams,
         whose ends stay with the relay)."""
-        out: list[Any] = []
-        if self.series is not None:
-            out += self.flush()
-            out.append(SeriesEvent("end", self.series, complete=False))
-        self.series = start
-        self.series_seen += 1
-        self.images_in_series = 0
-        out.append(SeriesEvent("start", start))
-        return out
+        return self._open(start)
 
     def flush(self) -> list[Group]:
         """Close the open group (idle stream or shutdown); the series stays open."""
@@ -110,18 +102,23 @@ class SeriesTracker:
 
     # -- internals ------------------------------------------------------------------------------
     def _start(self, msg: SeriesStart) -> list[Any]:
-        out: list[Any] = []
         if self.series is not None:
             if msg.unique_id == self.series.unique_id and msg.series_id == self.series.series_id:
                 self.dropped["start_mid_series"] += 1
-                return out
+                return []
             self.dropped["missing_end"] += 1
+        return self._open(msg)
+
+    def _open(self, start: SeriesStart) -> list[Any]:
+        """Close the open series (its end missing) and open ``start``."""
+        out: list[Any] = []
+        if self.series is not None:
             out += self.flush()
             out.append(SeriesEvent("end", self.series, complete=False))
-        self.series = msg
+        self.series = start
         self.series_seen += 1
         self.images_in_series = 0
-        out.append(SeriesEvent("start", msg))
+        out.append(SeriesEvent("start", start))
         return out
 
     def _end(self, msg: SeriesEnd) -> list[Any]:

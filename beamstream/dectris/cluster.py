@@ -17,12 +17,15 @@ from .messages import SeriesStart, parse_v2
 __all__ = ["start_relay", "worker_config"]
 
 
-def start_relay(config: PipelineConfig) -> tuple[PipelineConfig, Relay, dict[str, Any]]:
-    """Start the relay PULLing the config's detector; the config the workers use (``endpoint``
-    the relay's), its geometry filled from the first series when it is ``from-stream``."""
+def start_relay(
+    config: PipelineConfig, peers: int = 1
+) -> tuple[PipelineConfig, Relay, dict[str, Any]]:
+    """Start the relay PULLing the config's detector (images held until ``peers`` workers are
+    connected); the config the workers use (``endpoint`` the relay's), its geometry filled from
+    the first series when it is ``from-stream``."""
     check_fanout(config)
     stream = config.source.options.get("stream", "v2")
-    relay = Relay(config.source.endpoint, stream=stream)
+    relay = Relay(config.source.endpoint, stream=stream, peers=peers)
     out = config.with_source(endpoint=relay.push_endpoint)
     applied: dict[str, Any] = {}
     if needs_stream_geometry(config):

@@ -3,7 +3,9 @@
 The detector hands each message to exactly one PULL client, so only one of several clients would
 see a series' start (geometry, mask, channels). `Relay` is that one client: it PULLs from the
 detector, keeps every series' start message, and PUSHes each image (compressed, as received) to
-the workers as ``[RELAY_MAGIC, series_unique_id, info_endpoint, *message parts]``. A worker's
+the workers as ``[RELAY_MAGIC, series_unique_id, info_endpoint, base, *message parts]``
+(``base``: the series' first train id as the relay counts them, so that every worker numbers
+the trains alike). A worker's
 `DectrisSource` recognises relayed messages and asks the relay's info socket (REP, on the port
 after the PUSH port) for the start message of a series it has not seen, once. Series ends are
 counted by the relay, not forwarded (workers flush on idle; with workers, every image is its own
@@ -26,6 +28,7 @@ from .cbor import decode_cbor
 from .legacy import parse_v1
 from .limits import DEFAULT_LIMITS, DectrisLimits, MalformedMessage
 from .messages import Image, SeriesEnd, SeriesStart, parse_v2
+from .series import SeriesTracker
 
 __all__ = ["Relay", "RELAY_MAGIC", "info_endpoint", "fetch_start", "check_fanout"]
 
@@ -79,6 +82,12 @@ class Relay:
         Interface the relay binds (``127.0.0.1``; a cluster's workers need a reachable one).
     limits
         Size limits for parsing.
+    peers
+        Workers to wait for: images are held (at most ``hold``, then the relay stops pulling
+        and the detector waits) until that many have connected, so that an early worker does
+        not take them all.
+    hold
+        Images held while waiting for the workers.
     """
 
     def __init__(
@@ -88,6 +97,8 @@ class Relay:
         stream: str = "v2",
         host: str = "127.0.0.1",
         limits: DectrisLimits = DEFAULT_LIMITS,
+        peers: int = 1,
+        hold: int = 64,
         context: zmq.Context | None = None,
     ):
         self.endpoint = endpoint
@@ -95,9 +106,15 @@ class Relay:
         self.limits = limits
         self._ctx = context or zmq.Context.instance()
         self._out, self.push_endpoint = self._bind_pair(host)
+        self._monitor = self._out.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.peers = peers
+        self.connected = 0
+        self.hold = hold
+        self._held: collections.deque[list[Any]] = collections.deque()
         self.info = info_endpoint(self.push_endpoint)
         self._starts: collections.OrderedDict[bytes, list[bytes]] = collections.OrderedDict()
         self._latest: SeriesStart | None = None
+        self.tracker = SeriesTracker(1)  # the series' train-id bases, counted as workers would
         self.counts: collections.Counter[str] = collections.Counter()
         self.dropped: collections.Counter[str] = collections.Counter()
         self._lock = threading.Condition()
@@ -137,7 +154,10 @@ class Relay:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"relay": self.push_endpoint, **self.counts, "dropped": dict(self.dropped)}
+            dropped = dict(self.dropped)
+            for reason, n in self.tracker.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + n
+            return {"relay": self.push_endpoint, **self.counts, "dropped": dropped}
 
     def close(self) -> None:
         self._stop.set()
@@ -155,18 +175,41 @@ class Relay:
         src.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
         src.connect(self.endpoint)
         poller = zmq.Poller()
-        poller.register(src, zmq.POLLIN)
         poller.register(self._rep, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        pulling = False
         try:
             while not self._stop.is_set():
+                want = len(self._held) < self.hold  # else the detector waits
+                if want != pulling:
+                    (poller.register if want else poller.unregister)(src)
+                    pulling = want
                 ready = dict(poller.poll(_POLL_MS))
+                if self._monitor in ready:
+                    self._peer_event()
                 if self._rep in ready:
                     self._answer(self._rep.recv())
                 if src in ready:
                     self._relay(src.recv_multipart(copy=False))
+                self._release()
         finally:
-            for s in (src, self._out, self._rep):
+            self._out.disable_monitor()
+            for s in (src, self._out, self._rep, self._monitor):
                 s.close(linger=0)
+
+    def _peer_event(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        event = recv_monitor_message(self._monitor)["event"]
+        self.connected += 1 if event == zmq.EVENT_ACCEPTED else -1
+
+    def _release(self) -> None:
+        """Send the held images once the expected workers are connected."""
+        while self._held and self.connected >= self.peers and not self._stop.is_set():
+            if not self._out.poll(_POLL_MS, zmq.POLLOUT):
+                return
+            self._out.send_multipart(self._held.popleft(), copy=False)
+            self.counts["forwarded"] += 1
 
     def _answer(self, uid: bytes) -> None:
         with self._lock:
@@ -190,6 +233,10 @@ class Relay:
                 self.dropped[f"malformed:{e.reason}"] += 1
             return
         uid = msg.unique_id.encode()
+        usable = not isinstance(msg, Image) or self.tracker.check_image(msg) is None
+        self.tracker.feed(msg)
+        if not usable:
+            return
         if isinstance(msg, SeriesStart):
             with self._lock:
                 self._starts[uid] = [f.bytes for f in frames]
@@ -202,9 +249,5 @@ class Relay:
         elif isinstance(msg, SeriesEnd):
             self.counts["ends"] += 1
         elif isinstance(msg, Image):
-            head = [RELAY_MAGIC, uid, self.info.encode()]
-            while not self._stop.is_set():
-                if self._out.poll(_POLL_MS, zmq.POLLOUT):
-                    self._out.send_multipart(head + list(frames), copy=False)
-                    self.counts["forwarded"] += 1
-                    break
+            head = [RELAY_MAGIC, uid, self.info.encode(), str(self.tracker.base).encode()]
+            self._held.append(head + list(frames))

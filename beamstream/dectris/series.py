@@ -3,7 +3,11 @@
 Pure bookkeeping (no threads, no I/O): `SeriesTracker.feed` takes a parsed message and returns
 what follows from it, in order: `SeriesEvent` s (a series started or ended) and closed `Group` s
 of images (``frames_per_train`` consecutive image ids of one series; the last group of a series
-may be short). Problems are counted in `SeriesTracker.dropped` by reason:
+may be short). Train ids are contiguous over the series a tracker sees: ``base + image_id //
+frames_per_train``, where the first series' base is ``series_id * SERIES_STRIDE`` and each
+further series starts after the trains the previous one declared (``number_of_images``) or
+used, whichever is more; so ids are monotonic and a plot over trains has no gaps between series.
+Problems are counted in `SeriesTracker.dropped` by reason:
 
 * ``image_before_start``: an image while no series is open (the image is dropped);
 * ``image_of_other_series``: an image whose series is not the open one (dropped);
@@ -23,7 +27,7 @@ from .messages import Image, SeriesEnd, SeriesStart
 
 __all__ = ["SeriesTracker", "Group", "SeriesEvent", "SERIES_STRIDE"]
 
-#: train id = series_id * SERIES_STRIDE + image_id // frames_per_train (monotonic over series)
+#: the first series' train ids start at its series_id * SERIES_STRIDE
 SERIES_STRIDE = 1 << 32
 
 
@@ -33,11 +37,12 @@ class Group:
 
     series: SeriesStart
     index: int
+    base: int = 0
     images: list[tuple[Image, Any]] = field(default_factory=list)
 
     @property
     def train_id(self) -> int:
-        return self.series.series_id * SERIES_STRIDE + self.index
+        return self.base + self.index
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class SeriesTracker:
         self.dropped: collections.Counter[str] = collections.Counter()
         self.series_seen = 0
         self.images_in_series = 0
+        self.base: int | None = None  # train id of image 0 of the open series
+        self.next_base = 0  # where the next series' train ids start
 
     def feed(self, msg: SeriesStart | Image | SeriesEnd, payload: Any = None) -> list[Any]:
         """Events and closed groups that follow from ``msg`` (``payload``: kept with an image)."""
@@ -76,10 +83,10 @@ class SeriesTracker:
             return self._start(msg)
         return self._end(msg)
 
-    def switch(self, start: SeriesStart) -> list[Any]:
+    def switch(self, start: SeriesStart, base: int | None = None) -> list[Any]:
         """Make ``start`` the open series without counting a missing end (relayed streams,
-        whose ends stay with the relay)."""
-        return self._open(start)
+        whose ends stay with the relay); ``base``: its first train id, as the relay counted."""
+        return self._open(start, base)
 
     def flush(self) -> list[Group]:
         """Close the open group (idle stream or shutdown); the series stays open."""
@@ -109,12 +116,17 @@ class SeriesTracker:
             self.dropped["missing_end"] += 1
         return self._open(msg)
 
-    def _open(self, start: SeriesStart) -> list[Any]:
+    def _open(self, start: SeriesStart, base: int | None = None) -> list[Any]:
         """Close the open series (its end missing) and open ``start``."""
         out: list[Any] = []
         if self.series is not None:
             out += self.flush()
             out.append(SeriesEvent("end", self.series, complete=False))
+        if base is None:
+            base = self.next_base if self.base is not None else start.series_id * SERIES_STRIDE
+        self.base = base
+        n = start.number_of_images or 0
+        self.next_base = base + -(-n // self.frames_per_train)
         self.series = start
         self.series_seen += 1
         self.images_in_series = 0
@@ -143,7 +155,8 @@ class SeriesTracker:
         if self.group is not None and self.group.index != index:
             out += self.flush()
         if self.group is None:
-            self.group = Group(self.series, index)
+            self.group = Group(self.series, index, self.base or 0)
+        self.next_base = max(self.next_base, (self.base or 0) + index + 1)
         self.group.images.append((msg, payload))
         if len(self.group.images) >= self.frames_per_train:
             out += self.flush()

@@ -312,10 +312,17 @@ class DectrisSource:
         with self._cond:
             self._counts["received"] += 1
             self._counts["bytes"] += sum(len(f) for f in frames)
-        if len(frames) > 3 and frames[0].bytes == RELAY_MAGIC:
-            if not self._relayed_series(frames[1].bytes, frames[2].bytes.decode()):
+        if len(frames) > 4 and frames[0].bytes == RELAY_MAGIC:
+            head = [f.bytes for f in frames[:4]]
+            try:
+                base = int(head[3])
+                info = head[2].decode()
+            except (ValueError, UnicodeDecodeError):
+                self._drop("malformed:relay_header", repr(head[1:4])[:80])
                 return
-            frames = frames[3:]
+            if not self._relayed_series(head[1], info, base):
+                return
+            frames = frames[4:]
         try:
             msg = self._parse(frames)
         except MalformedMessage as e:
@@ -344,7 +351,7 @@ class DectrisSource:
                 self._first_start = msg
             self._cond.notify_all()
 
-    def _relayed_series(self, uid: bytes, info: str) -> bool:
+    def _relayed_series(self, uid: bytes, info: str, base: int) -> bool:
         """A relayed image: make its series the open one (start fetched from the relay once)."""
         open_ = self.tracker.series
         if open_ is not None and open_.unique_id.encode() == uid:
@@ -366,7 +373,7 @@ class DectrisSource:
             self._drop("relay_no_start", "not a start message")
             return False
         self._note_start(start, raw)
-        self._forward(self.tracker.switch(start))
+        self._forward(self.tracker.switch(start, base))
         return True
 
     def _forward(self, items: list[Any]) -> None:

@@ -84,26 +84,32 @@ def run_pipeline(
         from beamstream.cluster.live import LiveDriver, check_fanout
 
         check_fanout(config)  # before starting a cluster
-        relay = None
-        if config.source.type == "dectris":  # one receiver fans the images out to the workers
-            from beamstream.dectris.cluster import start_relay
-
-            config, relay, applied = start_relay(config)
-            if applied:
-                hub.info["applied_geometry"] = applied
-        try:
-            with DaskBackend.connect(workers, scheduler) as backend:
+        with DaskBackend.connect(workers, scheduler) as backend:
+            config, relay = _relay(config, hub, len(backend.workers()))
+            try:
                 runner = LiveDriver(
                     config, backend, sinks, hub, states=states, status_out=status_out
                 )
                 return _run(runner, sinks, trains, duration)
-        finally:
-            if relay is not None:
-                relay.close()
+            finally:
+                if relay is not None:
+                    relay.close()
     config, source = _stream_geometry(config, hub)
     runner = Runner(config, sinks, hub, states=states, status_out=status_out)
     runner.receiver = source  # None: the runner opens the config's source
     return _run(runner, sinks, trains, duration)
+
+
+def _relay(config: PipelineConfig, hub: Hub, workers: int) -> tuple[PipelineConfig, Any]:
+    """A DECTRIS source fanned out to ``workers`` through one relay (else None)."""
+    if config.source.type != "dectris":
+        return config, None
+    from beamstream.dectris.cluster import start_relay
+
+    config, relay, applied = start_relay(config, peers=workers)
+    if applied:
+        hub.info["applied_geometry"] = applied
+    return config, relay
 
 
 def _stream_geometry(config: PipelineConfig, hub: Hub) -> tuple[PipelineConfig, Any]:

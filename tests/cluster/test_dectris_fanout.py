@@ -69,7 +69,7 @@ def test_two_workers_from_one_stream_equal_single_process(two_workers, tcp_endpo
 
     stop = threading.Event()
     server = _serve(sim, tcp_endpoint, stop)
-    worker_cfg, relay, applied = start_relay(cfg)
+    worker_cfg, relay, applied = start_relay(cfg, peers=2)
     try:
         driver = LiveDriver(worker_cfg, two_workers, status_out=None)
         status = driver.run(trains=N, duration=90)
@@ -82,6 +82,7 @@ def test_two_workers_from_one_stream_equal_single_process(two_workers, tcp_endpo
     per_worker = [s["delivered"] for s in driver.cstatus.sources.values()]
     assert len(per_worker) == 2 and sum(per_worker) == N and min(per_worker) > 0
     assert relayed["forwarded"] == N and relayed["series"] == 1 and relayed["ends"] == 1
+    assert relayed["dropped"] == {}
     assert applied["qphi"]["origin"]["poni1"] == "stream"
 
     stop = threading.Event()

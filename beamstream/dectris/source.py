@@ -3,10 +3,12 @@
 Three stages, so that decompression overlaps with receiving:
 
 1. the receive thread PULLs, parses each message (`decode_cbor` + `parse_v2`, or `parse_v1`),
-   checks it against the open series (`SeriesTracker`) and submits each good image's
-   decompression to a thread pool (`dectris.compression` releases the GIL);
-2. the assembler thread takes closed groups in stream order, waits for their images, builds
-   trains (`build_train`) and queues them with the series events between them;
+   checks it against the open series (`SeriesTracker`) and groups the good images (still
+   compressed);
+2. the assembler thread takes closed groups in stream order, has the next few decompressed
+   ahead in the pool, builds trains (`build_train`) and queues them with the series events
+   between them (`dectris.compression` releases the GIL, so the pool's threads decompress in
+   parallel while the receive thread goes on);
 3. the consumer calls `get` (like `beamstream.streamer.receiver.Receiver`); a series start seen
    there is recorded (`series_starts`, `wait_series`) and, with ``series_epoch``, asks the runner
    for a new epoch (`events`).
@@ -130,6 +132,8 @@ class DectrisSource:
         self._ctx = context or zmq.Context.instance()
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, "dectris-decompress")
         self._pipe: _queue.Queue[Any] = _queue.Queue(maxsize=queue + 2 * threads)
+        #: closed groups whose images are being decompressed ahead of the assembler
+        self._ahead = max(2, 2 * threads // frames_per_train)
         self._out: collections.deque[Train | SeriesEvent] = collections.deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -334,7 +338,7 @@ class DectrisSource:
             if reason is None:
                 if self.recorder is not None:
                     self.recorder.put(msg)
-                payload = self._pool.submit(decode_image, msg)
+                payload = msg  # decompressed by the assembler's lookahead
                 with self._cond:
                     self._counts["images"] += 1
                     self._counts["compressed_bytes"] += msg.wire_bytes
@@ -387,11 +391,25 @@ class DectrisSource:
 
     # -- assembler thread -----------------------------------------------------------------------
     def _assemble(self) -> None:
-        while not (self._stop.is_set() or (self._done_receiving.is_set() and self._pipe.empty())):
-            try:
-                item = self._pipe.get(timeout=_POLL_S)
-            except _queue.Empty:
+        """Take closed groups in order; decompression runs ahead for the next few only, so that
+        few decoded frames (tens of MB each for a 4M) are alive at once."""
+        window: collections.deque[Any] = collections.deque()
+        while not self._stop.is_set():
+            while len(window) < self._ahead:
+                try:
+                    item = (
+                        self._pipe.get(timeout=_POLL_S) if not window else self._pipe.get_nowait()
+                    )
+                except _queue.Empty:
+                    break
+                if isinstance(item, Group):
+                    item.images = [(i, self._pool.submit(decode_image, i)) for i, _ in item.images]
+                window.append(item)
+            if not window:
+                if self._done_receiving.is_set() and self._pipe.empty():
+                    return
                 continue
+            item = window.popleft()
             if isinstance(item, Group):
                 train = self._train(item)
                 if train is not None:

@@ -21,7 +21,7 @@ from .messages import Image
 from .positions import PositionLookup
 from .series import Group
 
-__all__ = ["decode_image", "build_train"]
+__all__ = ["decode_image", "build_train", "consistent_images"]
 
 
 def decode_image(image: Image) -> dict[str, np.ndarray]:
@@ -44,7 +44,8 @@ def build_train(
     positions_source: str = "positions",
     unmatched: Callable[[str], None] | None = None,
 ) -> Train | None:
-    """The train of ``group`` from its successfully decoded images (None if there are none)."""
+    """The train of ``group`` from its decoded images (None if there are none); the images must
+    have the same channels, shapes and dtypes (`consistent_images`)."""
     if not decoded:
         return None
     images = [img for img, _ in decoded]
@@ -75,6 +76,24 @@ def build_train(
     }
     dims = {name: {f"image.{ch}": ("frame", "y", "x") for ch in channels}}
     return Train(group.train_id, ts, data, meta, dims)
+
+
+def consistent_images(
+    decoded: list[tuple[Image, Mapping[str, np.ndarray]]],
+    report: Callable[[str], None] | None,
+) -> list[tuple[Image, Mapping[str, np.ndarray]]]:
+    """The images that can be stacked with the first one; ``report("inconsistent_image")`` for
+    each of the others."""
+    if len(decoded) < 2:
+        return decoded
+    ref = {ch: (a.shape, a.dtype) for ch, a in decoded[0][1].items()}
+    out = []
+    for img, arrays in decoded:
+        if {ch: (a.shape, a.dtype) for ch, a in arrays.items()} == ref:
+            out.append((img, arrays))
+        elif report is not None:
+            report("inconsistent_image")
+    return out
 
 
 def _positions(

@@ -32,7 +32,7 @@ import zmq
 from beamstream.streamer.ratelog import RateLimitedLog
 from beamstream.streamer.train import Train
 
-from .assemble import build_train, decode_image
+from .assemble import build_train, consistent_images, decode_image
 from .cbor import decode_cbor
 from .codec import CodecError
 from .fanout import RELAY_MAGIC, fetch_start
@@ -304,7 +304,11 @@ class DectrisSource:
                     continue
                 frames = sock.recv_multipart(copy=False)
                 last = time.monotonic()
-                self._handle(frames)
+                try:
+                    self._handle(frames)
+                except Exception as e:  # a bug must not stop the stream: counted, logged
+                    self._drop(f"internal:{type(e).__name__}", str(e))
+                    log.exception("dectris message from %s not handled", self.endpoint)
         except Exception:  # never expected; keep the cause visible
             log.exception("dectris receive thread for %s stopped", self.endpoint)
             self._stop.set()
@@ -410,12 +414,17 @@ class DectrisSource:
                     return
                 continue
             item = window.popleft()
-            if isinstance(item, Group):
-                train = self._train(item)
-                if train is not None:
-                    self._enqueue(train)
-            else:
+            if not isinstance(item, Group):
                 self._enqueue(item)
+                continue
+            try:
+                train = self._train(item)
+            except Exception as e:  # a bug must not stop the stream: counted, logged
+                self._drop(f"internal:{type(e).__name__}", str(e))
+                log.exception("dectris train %s not assembled", item.train_id)
+                continue
+            if train is not None:
+                self._enqueue(train)
 
     def _train(self, group: Group) -> Train | None:
         decoded = []
@@ -426,6 +435,7 @@ class DectrisSource:
                 self._drop(f"malformed:{e.reason}", f"image {image.image_id}: {e}")
             except concurrent.futures.CancelledError:
                 return None
+        decoded = consistent_images(decoded, self._drop)
         train = build_train(
             group,
             decoded,

@@ -157,3 +157,19 @@ def test_incomplete_group_flushed_when_idle(push, endpoint):
             push.send(_good_image(k))
         t = src.get(timeout=5)
     assert t is not None and t.data["eiger"]["image.threshold_1"].shape == (3, 16, 24)
+
+
+def test_images_that_cannot_be_stacked_are_counted(push, endpoint):
+    start = enc.msg(
+        {"type": "start", "series_id": 2, "series_unique_id": "s", "channels": ["threshold_1"]}
+    )  # no image size declared
+    a, b = np.ones((16, 24), np.uint32), np.ones((8, 24), np.uint32)
+    with DectrisSource(endpoint, frames_per_train=2) as src:
+        push.send(start)
+        push.send(enc.image(2, "s", 0, data={"threshold_1": enc.mda(a)}))
+        push.send(enc.image(2, "s", 1, data={"threshold_1": enc.mda(b)}))
+        push.send(enc.end(2, "s"))
+        t = src.get(timeout=5)
+        st = src.stats()
+    assert t.data["eiger"]["image.threshold_1"].shape == (1, 16, 24)
+    assert st["dropped"] == {"inconsistent_image": 1}

@@ -41,8 +41,10 @@ def _handler(args: argparse.Namespace) -> int:
 
 
 def _is_nxmx(path: str) -> bool:
-    from beamstream.dectris.replay import is_master
-
+    try:
+        from beamstream.dectris.replay import is_master
+    except ImportError:  # without the dectris extra, NXmx files are not served
+        return False
     return path.endswith(".h5") and is_master(path)
 
 

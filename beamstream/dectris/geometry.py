@@ -30,7 +30,13 @@ from beamstream.config import ConfigError, PipelineConfig
 
 from .messages import SeriesStart
 
-__all__ = ["FROM_STREAM", "needs_stream_geometry", "stream_geometry", "resolve_config"]
+__all__ = [
+    "FROM_STREAM",
+    "needs_stream_geometry",
+    "stream_geometry",
+    "resolve_config",
+    "with_placeholder_geometry",
+]
 
 log = logging.getLogger(__name__)
 FROM_STREAM = "from-stream"
@@ -162,3 +168,17 @@ def resolve_config(
         }
         log.info("geometry of %s from series %s: %s", p.name, start.series_id, geometry)
     return replace(config, processors=tuple(procs)), applied
+
+
+def with_placeholder_geometry(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with a made-up geometry where it comes from the stream, so that every other
+    parameter can be checked before any detector is there (``beamstream check``): the
+    ``frame_shape`` of ``[source]`` (else 1024 x 1024), 75 um pixels, beam in the middle, 1 m,
+    1 A."""
+    ny, nx = (config.source.frame_shape or (1024, 1024))[-2:]
+    header = {
+        "beam_center_x": nx / 2, "beam_center_y": ny / 2, "pixel_size_x": 75e-6,
+        "pixel_size_y": 75e-6, "detector_distance": 1.0, "incident_wavelength": 1.0,
+    }  # fmt: skip
+    start = SeriesStart(0, "placeholder", (), image_size=(ny, nx), header=header)
+    return resolve_config(config, start)[0]

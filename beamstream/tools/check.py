@@ -12,6 +12,14 @@ __all__ = ["describe_pipeline", "register"]
 
 def describe_pipeline(config: PipelineConfig) -> str:
     """Build the pipeline (checking every parameter) and describe it, one step a line."""
+    notes = []
+    if config.source.type == "dectris":
+        from beamstream.dectris.geometry import needs_stream_geometry, with_placeholder_geometry
+
+        if needs_stream_geometry(config):
+            config = with_placeholder_geometry(config)
+            notes.append("geometry    from the stream's series start (checked here with a "
+                         "placeholder geometry)")  # fmt: skip
     pipeline = Pipeline(config)
     src = config.source
     lines = [
@@ -21,6 +29,7 @@ def describe_pipeline(config: PipelineConfig) -> str:
     ]
     if src.detector:
         lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
+    lines += notes
     if config.scan:
         lines.append(f"scan        {config.scan.source}[{config.scan.key}]")
     lines += pipeline.describe()

@@ -77,8 +77,8 @@ def decode_cbor(buf: bytes | memoryview, limits: DectrisLimits = DEFAULT_LIMITS)
     """
     if len(buf) > limits.max_message_bytes:
         raise MalformedMessage("too_large", f"message of {len(buf)} bytes")
-    data = bytes(buf)
-    if not data.startswith(SELF_DESCRIBE):
+    data = buf if isinstance(buf, bytes) else memoryview(buf)  # no copy of the message
+    if bytes(data[: len(SELF_DESCRIBE)]) != SELF_DESCRIBE:
         raise MalformedMessage("no_signature", "message does not start with CBOR tag 55799")
     hooks = _Hooks(limits)
     try:

@@ -127,20 +127,21 @@ def settle(src: Any, quiet: float = 0.3) -> None:
     time.sleep(0.1)  # the decompressions already submitted finish
 
 
-def timed_chunk(src: Any, n: int, warmup: int) -> tuple[float, int, float]:
-    """(frames/s, compressed bytes, seconds) of ``n`` trains after ``warmup`` (which drain what
-    the source decoded ahead while it was not being read)."""
-    sw, nbytes = Stopwatch(), 0
+def timed_chunk(src: Any, n: int, warmup: int) -> tuple[float, int, float, float]:
+    """(frames/s, compressed bytes, seconds, process CPU seconds) of ``n`` trains after
+    ``warmup`` (which drain what the source decoded ahead while it was not being read)."""
+    sw, nbytes, cpu0 = Stopwatch(), 0, 0.0
     for i in range(n + warmup):
         train = src.get(timeout=60)
         if train is None:
             raise RuntimeError(f"no train {i}: {src.stats()}")
         if i == warmup - 1:
             sw.start()
+            cpu0 = time.process_time()
         elif i >= warmup:
             nbytes += train.nbytes
     seconds = sw.stop()
-    return (n - 1) / seconds, nbytes, seconds
+    return (n - 1) / seconds, nbytes, seconds, time.process_time() - cpu0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 # A B A: the reference right before and after, so load changes pair up
                 settle(src)
                 before = reference(blobs, args.frames // 2, r)
-                fps, nbytes, seconds = timed_chunk(src, args.frames, warmup)
+                fps, nbytes, seconds, cpu = timed_chunk(src, args.frames, warmup)
                 settle(src)
                 after = reference(blobs, args.frames // 2, r + 1)
                 ref = 2 / (1 / before + 1 / after)
@@ -181,11 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                         "frames_per_s": fps,
                         "compressed_MBps": mbps(nbytes, seconds),
                         "ratio": fps / ref,
+                        "cores_used": cpu / seconds,
+                        "cpu_ms_per_frame": 1e3 * cpu / (args.frames - 1),
                     }
                 )
                 print(f"run {r + 1}: reference {ref:7.1f} frames/s | beamstream {fps:7.1f} "
-                      f"frames/s, {runs[-1]['compressed_MBps']:6.1f} MB/s compressed | "
-                      f"ratio {fps / ref:.2f}")  # fmt: skip
+                      f"frames/s, {runs[-1]['compressed_MBps']:6.1f} MB/s compressed, "
+                      f"{cpu / seconds:.2f} cores | ratio {fps / ref:.2f}")  # fmt: skip
             dropped = src.stats()["dropped_total"]
     finally:
         proc.join(30)
@@ -205,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         "compressed_MBps": statistics.median(x["compressed_MBps"] for x in runs),
         "reference_frames_per_s": statistics.median(x["reference_frames_per_s"] for x in runs),
         "target": TARGET,
+        # how much CPU the run got (a shared machine may leave it less than the 2 cores that
+        # the overlap needs) and what a frame costs in all threads of this process
+        "cores_used": statistics.median(x["cores_used"] for x in runs),
+        "cpu_ms_per_frame": statistics.median(x["cpu_ms_per_frame"] for x in runs),
         "environment": environment(),
     }
     print(

@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         f"ratio_vs_reference_decompress {ratio:.2f} (target >= {TARGET}); frames_per_s "
-        f"{result['frames_per_s']:.1f}; compressed_MBps {result['compressed_MBps']:.1f}"
+        f"{result['frames_per_s']:.1f}; compressed_MBps {result['compressed_MBps']:.1f}; "
+        f"cores_used {result['cores_used']:.2f}; cpu_ms_per_frame "
+        f"{result['cpu_ms_per_frame']:.2f} (reference "
+        f"{1e3 / result['reference_frames_per_s']:.2f} wall)"
     )
     if args.json:
         write_json(args.json, result)

@@ -164,8 +164,6 @@ def start_v1(
     """A ``dheader-1.0`` (``basic``, or ``all`` with flatfield and pixel mask)."""
     detail = "all" if pixel_mask is not None or flatfield is not None else "basic"
     head: dict[str, Any] = {"htype": "dheader-1.0", "series": series_id, "header_detail": detail}
-    if appendix is not None:
-        head["appendix"] = appendix
     config = {_V1_NAMES.get(k, k): v for k, v in fields.items()}
     config["data_collection_date"] = arm_date.isoformat()
     parts = [_jb(head), _jb(config)]
@@ -173,6 +171,8 @@ def start_v1(
         parts += _v1_blob("dflatfield-1.0", flatfield.astype(np.float32), None)
     if pixel_mask is not None:
         parts += _v1_blob("dpixelmask-1.0", pixel_mask.astype(np.uint32), None)
+    if appendix is not None:
+        parts.append(_jb(appendix))  # the header appendix: one more part
     return parts
 
 
@@ -188,13 +188,14 @@ def image_v1(
 ) -> list[bytes]:
     """A ``dimage-1.0``: header, ``dimage_d`` descriptor, blob, ``dconfig`` (times in ns)."""
     head: dict[str, Any] = {"htype": "dimage-1.0", "series": series_id, "frame": frame, "hash": ""}
-    if appendix is not None:
-        head["appendix"] = appendix
     desc, blob = _v1_blob("dimage_d-1.0", array, compression)
     t0 = int(round(start_time * 1e9))
     dt = int(round(frame_time * 1e9))
     times = {"htype": "dconfig-1.0", "start_time": t0, "stop_time": t0 + dt, "real_time": dt}
-    return [_jb(head), desc, blob, _jb(times)]
+    parts = [_jb(head), desc, blob, _jb(times)]
+    if appendix is not None:
+        parts.append(_jb(appendix))  # the image appendix: a fifth part
+    return parts
 
 
 def end_v1(series_id: int) -> list[bytes]:

@@ -5,6 +5,9 @@ v1 series is the channel ``"data"``; its shape arrives width first (``[x, y]``) 
 (height, width). Detector-config keys are renamed to their V2 names (``x_pixel_size`` ->
 ``pixel_size_x``, ``wavelength`` -> ``incident_wavelength``, ``photon_energy`` ->
 ``incident_energy``, ``x_pixels_in_detector`` -> ``image_size_x`` ...). Times are integer ns.
+The SIMPLON ``header_appendix`` / ``image_appendix`` (the series' and images' ``user_data``) are
+read from one further message part (JSON, else text), or from an ``appendix`` key of the first
+part.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def _start(parts: Sequence[bytes], head: dict, limits: DectrisLimits) -> SeriesS
     msg.update(type="start", series_id=series, series_unique_id=str(series))
     msg["channels"] = [V1_CHANNEL]
     blobs = list(parts[2:])
+    if len(blobs) % 2:  # a trailing part: the header appendix
+        head = {**head, "appendix": _appendix(blobs.pop(), limits)}
     for i in range(0, len(blobs) - 1, 2):
         desc = _json(blobs[i], limits, "dheader blob descriptor")
         key = _BLOB_KEYS.get(desc.get("htype", ""))
@@ -86,6 +91,16 @@ def _start(parts: Sequence[bytes], head: dict, limits: DectrisLimits) -> SeriesS
     if "appendix" in head:
         msg["user_data"] = head["appendix"]
     return parse_start(msg)
+
+
+def _appendix(part: bytes, limits: DectrisLimits) -> Any:
+    """An appendix part: JSON when it parses, else text."""
+    if len(part) > limits.max_json_bytes:
+        raise MalformedMessage("too_large", f"appendix of {len(part)} bytes")
+    try:
+        return json.loads(bytes(part))
+    except (ValueError, UnicodeDecodeError):
+        return bytes(part).decode(errors="replace")
 
 
 def _ns(v: Any) -> float | None:
@@ -101,6 +116,7 @@ def _image(parts: Sequence[bytes], head: dict, limits: DectrisLimits) -> Image:
     desc = _json(parts[1], limits, "dimage_d")
     arr = _array(desc, parts[2], limits, "dimage")
     times = _json(parts[3], limits, "dconfig") if len(parts) > 3 else {}
+    appendix = _appendix(parts[4], limits) if len(parts) > 4 else head.get("appendix")
     return Image(
         series_id=series,
         unique_id=str(series),
@@ -109,7 +125,7 @@ def _image(parts: Sequence[bytes], head: dict, limits: DectrisLimits) -> Image:
         start_time=_ns(times.get("start_time")),
         stop_time=_ns(times.get("stop_time")),
         real_time=_ns(times.get("real_time")),
-        user_data=head.get("appendix"),
+        user_data=appendix,
         wire_bytes=arr.wire_bytes,
     )
 

@@ -142,32 +142,22 @@ class EigerSimulator:
         """``(kind, parts)`` of the start, ``n_images`` images and the end of one series."""
         uid = f"{series_id}-{uuid.uuid4()}"
         fields = self.header_fields(n_images)
+        scan = self.saxs.truth.scan
+        appendix = {"scan": list(scan.shape) if scan is not None else None}
         if self.stream == "v2":
             mask = {c: self.mask for c in self.channels}
             flat = {c: np.ones(self.geometry.shape, np.float32) for c in self.channels}
-            yield (
-                "start",
-                [
-                    encode.start_v2(
-                        series_id,
-                        uid,
-                        channels=self.channels,
-                        fields=fields,
-                        arm_date=_ARM,
-                        pixel_mask=mask,
-                        flatfield=flat,
-                        user_data={
-                            "scan": list(self.saxs.truth.scan.shape)
-                            if self.saxs.truth.scan
-                            else None
-                        },
-                    )
-                ],
-            )
+            start = encode.start_v2(
+                series_id, uid, channels=self.channels, fields=fields, arm_date=_ARM,
+                pixel_mask=mask, flatfield=flat, user_data=appendix,
+            )  # fmt: skip
+            yield "start", [start]
         else:
             yield (
                 "start",
-                encode.start_v1(series_id, fields=fields, arm_date=_ARM, pixel_mask=self.mask),
+                encode.start_v1(
+                    series_id, fields=fields, arm_date=_ARM, pixel_mask=self.mask, appendix=appendix
+                ),
             )
         for k in range(n_images):
             yield "image", self.image_message(series_id, uid, k)

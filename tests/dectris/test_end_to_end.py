@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from beamstream.config import SourceConfig, load_config
+from beamstream.config import SourceConfig, load_config, parse_config
 from beamstream.dectris.geometry import resolve_config
 from beamstream.dectris.series import SERIES_STRIDE
 from beamstream.dectris.simulate import EigerSimulator, serve
@@ -117,3 +117,24 @@ def test_eiger_map_live_equals_karabo_bridge_path(tmp_path, endpoint, tcp_endpoi
     # the maps are placed on the scan grid; masked sentinels never reach the sums
     assert ref["maps"]["maps/n_frames"].data.tolist() == np.ones((NY, NX), int).tolist()
     assert np.isfinite(ref["maps"]["maps/int_saxs"].data).all()
+
+
+@pytest.mark.timeout(120)
+def test_new_series_is_a_new_epoch_of_the_run(endpoint):
+    text = CONFIG.read_text().replace("threads = 2\n", "threads = 2\nseries_epoch = true\n")
+    config = parse_config(text, str(CONFIG)).with_source(endpoint=endpoint)
+    sim = EigerSimulator(seed=1, scan=(2, 2))
+    stop = threading.Event()
+    server = threading.Thread(
+        target=serve,
+        args=(sim, endpoint),
+        kwargs=dict(images=4, series=2, stop_event=stop),
+        daemon=True,
+    )
+    server.start()
+    try:
+        status = run_pipeline(config, trains=8, duration=90, quiet=True, dashboard=False)
+    finally:
+        stop.set()
+        server.join(10)
+    assert status["processed"] == 8 and status["epoch"] == 1

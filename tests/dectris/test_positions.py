@@ -146,3 +146,19 @@ def test_bluesky_run_engine_positions_joined_by_seq_num(push, endpoint, proxy):
     assert got == list(zip(xs, ys, strict=True))
     assert np.isnan(trains[4].data["positions"]["motor1"][0])
     assert st["dropped"] == {"positions:no_event": 1}
+
+
+def test_legacy_stream_appendix_positions(push, endpoint):
+    from beamstream.dectris.simulate import EigerSimulator
+
+    sim = EigerSimulator(shape=(32, 40), stream="v1", scan=(2, 2), compression="bslz4")
+    with DectrisSource(endpoint, stream="v1", positions=UserDataPositions(["x", "y"])) as src:
+        for _, parts in sim.messages(4, series_id=5):
+            assert len(parts) in (1, 3, 4, 5)  # images carry the appendix as a fifth part
+            push.send_multipart(parts)
+        trains = _collect(src, 4)
+        st = src.stats()
+        start = src.series_starts[0]
+    got = [(t.data["positions"]["x"][0], t.data["positions"]["y"][0]) for t in trains]
+    assert got == [(sim.positions(k)["x"], sim.positions(k)["y"]) for k in range(4)]
+    assert start.user_data == {"scan": [2, 2]} and st["dropped"] == {}

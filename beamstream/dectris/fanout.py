@@ -106,7 +106,9 @@ class Relay:
         self.limits = limits
         self._ctx = context or zmq.Context.instance()
         self._out, self.push_endpoint = self._bind_pair(host)
-        self._monitor = self._out.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._monitor = self._out.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+        )
         self.peers = peers
         self.connected = 0
         self.hold = hold
@@ -201,7 +203,7 @@ class Relay:
         from zmq.utils.monitor import recv_monitor_message
 
         event = recv_monitor_message(self._monitor)["event"]
-        self.connected += 1 if event == zmq.EVENT_ACCEPTED else -1
+        self.connected += 1 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else -1
 
     def _release(self) -> None:
         """Send the held images once the expected workers are connected."""

@@ -24,8 +24,16 @@ def start_relay(
     connected); the config the workers use (``endpoint`` the relay's), its geometry filled from
     the first series when it is ``from-stream``."""
     check_fanout(config)
-    stream = config.source.options.get("stream", "v2")
-    relay = Relay(config.source.endpoint, stream=stream, peers=peers)
+    from .options import source_kwargs
+
+    source_kwargs(config.source, config.path)  # every option checked before anything starts
+    opts = config.source.options
+    relay = Relay(
+        config.source.endpoint,
+        stream=opts.get("stream", "v2"),
+        host=opts.get("relay_host", "127.0.0.1"),
+        peers=peers,
+    )
     out = config.with_source(endpoint=relay.push_endpoint)
     applied: dict[str, Any] = {}
     if needs_stream_geometry(config):

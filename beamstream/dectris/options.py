@@ -5,7 +5,8 @@ Keys (besides the common ``endpoint``, ``detector``, ``queue``, ``policy``, ``ti
 ``flush_timeout``, ``hwm``, ``limits`` (table of `DectrisLimits` fields), ``positions`` (table:
 ``from = "user_data"`` with ``motors``, ``from = "table"`` with ``path``, or ``from = "bluesky"``
 with ``endpoint``, ``motors``, ``stream``, ``images_per_event``), ``positions_source``,
-``record`` (path prefix: every series recorded to NXmx files as received).
+``record`` (path prefix: every series recorded to NXmx files as received), ``relay_host``
+(with Dask workers: the interface the driver's relay binds, default ``127.0.0.1``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __all__ = ["source_kwargs", "OPTIONS", "DEFAULT_NAME"]
 DEFAULT_NAME = "eiger"
 OPTIONS = (
     "stream", "frames_per_train", "threads", "series_epoch", "flush_timeout", "hwm", "limits",
-    "positions", "positions_source", "record",
+    "positions", "positions_source", "record", "relay_host",
 )  # fmt: skip
 
 
@@ -128,4 +129,7 @@ def source_kwargs(config: SourceConfig, path: str = "<string>") -> dict[str, Any
     if record is not None and (not isinstance(record, str) or not record):
         raise fail("record", "a path prefix for the NXmx files", record)
     kw["record"] = record
+    host = opts.get("relay_host", "127.0.0.1")
+    if not isinstance(host, str) or not host or "/" in host:
+        raise fail("relay_host", "an interface name or address the Dask workers reach", host)
     return kw

@@ -36,6 +36,7 @@ BASE = 'version = 1\n[source]\ntype = "dectris"\nsocket = "PULL"\n'
         ),
         ("limits = { max_bytes = 5 }", "source.limits.max_bytes: expected one of"),
         ("record = 5", "source.record: expected a path prefix"),
+        ('relay_host = "tcp://x"', "source.relay_host: expected an interface name or address"),
     ],
 )
 def test_bad_options_are_located(extra, message):

@@ -49,6 +49,11 @@ class LiXReader(Reader):
     """
 
     format = "lix"
+    detect_order = 3
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        return h5 is not None and is_lix(h5)
 
     def __init__(
         self,

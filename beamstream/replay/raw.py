@@ -133,6 +133,11 @@ class RawReader(Reader):
     """
 
     format = "raw"
+    detect_order = 1
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        return h5 is not None and is_raw(h5)
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 import beamstream
+from beamstream.config import text_fingerprint
 from beamstream.processors.base import Result
 from beamstream.sinks.appendfile import AppendFile
 from beamstream.sinks.base import Sink
@@ -39,7 +40,6 @@ from beamstream.sinks.h5layout import (
     atomic_h5,
     compression_kwargs,
     h5name,
-    pipeline_fingerprint,
     to_json,
     write_result,
     write_tree,
@@ -207,7 +207,7 @@ def write_results_file(
         note.create_dataset("type", data="application/toml")
         note.create_dataset("data", data=config_text)
         note.create_dataset("file_name", data=config_path)
-        note.attrs["fingerprint"] = pipeline_fingerprint(config_text)
+        note.attrs["fingerprint"] = text_fingerprint(config_text)
         snap = entry.create_group("snapshot")
         snap.attrs["NX_class"] = "NXcollection"
         for k in ("seq", "time", "epoch", "final"):

@@ -199,7 +199,9 @@ class RawWriter:
 class RawRecorder(Sink):
     """A sink that records every received train to a raw file (see the module doc for the layout).
 
-    `put_train` only queues the train (never blocks); a writer thread writes batches. When the
+    An option of the executor (`beamstream.executors.LocalExecutor` ``recorders``), which hands
+    it every train as received. `put_train` only queues the train (never blocks); a writer
+    thread writes batches. When the
     queue holds more than ``max_queue_bytes`` (the disk cannot keep up) new trains are dropped and
     counted in ``dropped``.
 
@@ -214,7 +216,6 @@ class RawRecorder(Sink):
     """
 
     name = "raw"
-    wants_trains = True
 
     def __init__(
         self, path: str = "raw.h5", compression: str | None = None, max_queue_bytes: int = 1 << 30

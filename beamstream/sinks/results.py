@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.config import PipelineConfig, parse_config
+from beamstream.config import PipelineConfig, fingerprint_diff, parse_config, text_fingerprint
 from beamstream.processors.base import Result
 from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.h5layout import (
-    fingerprint_diff,
     from_json,
     iter_results,
     open_h5,
-    pipeline_fingerprint,
     read_result,
     read_tree,
 )
@@ -108,7 +106,7 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
             p,
             text,
             _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
-            str(entry["config"].attrs.get("fingerprint", pipeline_fingerprint(text))),
+            str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
             results,
             states,
             types,
@@ -134,8 +132,9 @@ def check_same_pipeline(a: ResultsFile | tuple[str, str], b: ResultsFile | tuple
     """Raise ValueError naming the differences unless both were made with the same pipeline."""
     wa, ta = (str(a.path), a.config_text) if isinstance(a, ResultsFile) else a
     wb, tb = (str(b.path), b.config_text) if isinstance(b, ResultsFile) else b
-    if pipeline_fingerprint(ta) != pipeline_fingerprint(tb):
-        diff = "; ".join(fingerprint_diff(ta, tb)) or "the configs differ"
+    ca, cb = parse_config(ta, wa), parse_config(tb, wb)
+    if ca.fingerprint != cb.fingerprint:
+        diff = "; ".join(fingerprint_diff(ca, cb)) or "the configs differ"
         raise ValueError(f"{wa} and {wb} come from different pipelines: {diff}")
 
 

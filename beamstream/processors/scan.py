@@ -140,6 +140,8 @@ class ScanValue(Transform):
     ``scan value not scalar``, ``scan value not a number``.
     """
 
+    context_keys = ("name",)
+
     def __init__(
         self,
         source: str | None = None,

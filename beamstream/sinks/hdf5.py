@@ -33,7 +33,7 @@ import numpy as np
 
 import beamstream
 from beamstream.config import text_fingerprint
-from beamstream.processors.base import Result
+from beamstream.processors.base import Result, State
 from beamstream.sinks.appendfile import AppendFile
 from beamstream.sinks.base import Sink
 from beamstream.sinks.h5layout import (
@@ -238,15 +238,10 @@ def write_results_file(
 
 
 def _write_state(group: h5py.Group, name: str, state: Any) -> None:
-    if hasattr(state, "to_dict"):
-        tree, kind = state.to_dict(), f"{type(state).__module__}:{type(state).__qualname__}"
-    elif isinstance(state, np.ndarray):
-        tree, kind = {"array": state}, "ndarray"
-    elif isinstance(state, Mapping):
-        tree, kind = dict(state), "dict"
-    else:
-        log.warning("state of %r (%s) cannot be stored: no to_dict()", name, type(state).__name__)
+    if not isinstance(state, State):
+        log.warning("state of %r (%s) is not a State: not stored", name, type(state).__name__)
         return
+    tree, kind = state.to_dict(), f"{type(state).__module__}:{type(state).__qualname__}"
     g = group.create_group(h5name(name), track_order=True)
     write_tree(g, tree)
     g.attrs["state_type"] = kind

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from beamstream.config import PipelineConfig, fingerprint_diff, parse_config, text_fingerprint
-from beamstream.processors.base import Result
+from beamstream.processors.base import Result, State
 from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.h5layout import (
     from_json,
@@ -144,20 +144,15 @@ def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
     for name, empty in pipeline.empty_states().items():
         if name not in rf.states:
             raise ValueError(f"{rf.path}: no stored state for accumulator {name!r}")
-        tree = rf.states[name]
-        if hasattr(type(empty), "from_dict"):
-            state = type(empty).from_dict(tree)
-        elif isinstance(empty, np.ndarray):
-            state = np.asarray(tree["array"])
-        else:
-            state = tree
-        if hasattr(empty, "compatible"):
-            try:
-                empty.compatible(state)
-            except ValueError as e:
-                raise ValueError(
-                    f"{rf.path}: state of {name!r} does not fit the pipeline: {e}"
-                ) from None
+        if not isinstance(empty, State):
+            raise ValueError(f"accumulator {name!r}: its state is not a State")
+        state = type(empty).from_dict(rf.states[name])
+        try:
+            empty.compatible(state)
+        except ValueError as e:
+            raise ValueError(
+                f"{rf.path}: state of {name!r} does not fit the pipeline: {e}"
+            ) from None
         out[name] = state
     return out
 

@@ -12,6 +12,8 @@ from beamstream.processors.state import BinnedState
 class FrameTotals(Accumulator[BinnedState]):
     """Sum of all pixels of accepted frames and frame counts, per scan bin and slot."""
 
+    context_keys = ("name", "slots")
+
     def __init__(self, slots: tuple[str, ...] = ("image",), name: str = "totals", scale: int = 1):
         self.slots = tuple(slots)
         self.name = name

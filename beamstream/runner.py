@@ -214,7 +214,13 @@ class Runner:
         states = dict(self.states)
         results = functools.partial(self.pipeline.finalize, states)
         snap = Snapshot(
-            self._seq, time.time(), results, states, self.status_dict(), self.epoch, final
+            self._seq,
+            time.time(),
+            results,
+            states,
+            status=self.status_dict(),
+            epoch=self.epoch,
+            final=final,
         )
         self.hub.publish(snap)
         return snap

@@ -86,6 +86,7 @@ class ScanBinner(Accumulator[BinnedState]):
 
     def __init__(
         self,
+        *,
         slots: Sequence[str] = ("image",),
         dark_subtract: bool = False,
         mode: str = "exact",

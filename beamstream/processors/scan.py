@@ -146,6 +146,7 @@ class ScanValue(Transform):
         self,
         source: str | None = None,
         key: str | None = None,
+        *,
         edges: Sequence[float] | None = None,
         stepsize: float | None = None,
         units: str = "",

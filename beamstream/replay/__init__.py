@@ -48,7 +48,7 @@ def detect_format(path: str | Path) -> str:
     FormatError
         When no reader recognises it (the message says what each expects).
     """
-    from beamstream.sinks.h5layout import open_h5
+    from beamstream.formats.h5layout import open_h5
 
     p = Path(path)
     if not p.exists():

@@ -18,9 +18,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from beamstream.formats.h5layout import open_h5
 from beamstream.replay.base import FormatError, Reader
 from beamstream.replay.select import Include, TrainRange, wanted, wanted_source
-from beamstream.sinks.h5layout import open_h5
 from beamstream.streamer.train import Train
 
 __all__ = ["LiXReader", "is_lix", "SCALARS"]

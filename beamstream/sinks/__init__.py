@@ -16,7 +16,7 @@ __all__ = ["Hub", "Snapshot", "Sink", "make_sink", "open_results", "SINKS"]
 
 def __getattr__(name: str) -> Any:
     if name == "open_results":  # imports h5py and the pipeline: only when asked for
-        from beamstream.sinks.results import open_results
+        from beamstream.formats.results import open_results
 
         return open_results
     raise AttributeError(name)

@@ -60,8 +60,8 @@ def run_pipeline(
     """
     states = None
     if resume is not None:
+        from beamstream.formats.results import load_resume
         from beamstream.sinks.hdf5 import HDF5Sink
-        from beamstream.sinks.results import load_resume
 
         previous = load_resume(resume, config)
         states = previous.states

@@ -15,9 +15,9 @@ from beamstream.cluster.chunks import Chunk, process_chunk
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.config import PipelineConfig, parse_config
 from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.runner import Runner
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.recorder import RawWriter
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
 from tests.replay.synth import CONFIG, make_train

@@ -12,8 +12,8 @@ import numpy as np
 from beamstream.cli import main
 from beamstream.config import load_config, parse_config
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.simulate import write_poni
-from beamstream.streamer.simulate.geometry import Geometry
+from beamstream.simulate import write_poni
+from beamstream.simulate.geometry import Geometry
 
 HEAD = """
 version = 1

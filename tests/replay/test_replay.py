@@ -14,11 +14,12 @@ import pytest
 
 from beamstream.config import parse_config
 from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.replay import FormatError, open_reader
 from beamstream.replay import cli as replay_cli
 from beamstream.replay.server import replay
 from beamstream.runner import Runner
-from beamstream.sinks.recorder import RawRecorder, RawWriter
+from beamstream.sinks.recorder import RawRecorder
 from beamstream.streamer.protocol import decode_train, encode_train
 from beamstream.streamer.receiver import Receiver
 from beamstream.streamer.sender import Sender

@@ -17,14 +17,14 @@ import pytest
 
 from beamstream.config import parse_config
 from beamstream.executors import LocalExecutor
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.h5layout import open_h5
+from beamstream.formats.records import RecordsWriter
+from beamstream.formats.results import load_resume, merge_results, open_results, read_results_file
 from beamstream.processors.base import Rejected
 from beamstream.processors.pipeline import Pipeline
 from beamstream.runner import Runner
-from beamstream.sinks.appendfile import AppendFile
-from beamstream.sinks.h5layout import open_h5
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.records import RecordsWriter
-from beamstream.sinks.results import load_resume, merge_results, open_results, read_results_file
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
 from beamstream.tools import merge_cmd

@@ -10,10 +10,11 @@ import pytest
 
 from beamstream.config import parse_config
 from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.replay import FormatError, open_reader
 from beamstream.replay.raw import RawReader
 from beamstream.runner import Runner
-from beamstream.sinks.recorder import RawRecorder, RawWriter
+from beamstream.sinks.recorder import RawRecorder
 from beamstream.streamer.protocol import decode_train, encode_train
 from beamstream.streamer.train import Train
 from tests.replay.synth import CONFIG, DET, MOTOR, assert_same_train, make_train, make_trains

@@ -76,6 +76,7 @@ class DashboardSink(Sink):
 
     def __init__(
         self,
+        *,
         port: int = 0,
         update_hz: float = 4.0,
         on_reset: Callable[[], None] | None = None,

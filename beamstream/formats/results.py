@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 
 from beamstream.config import PipelineConfig, fingerprint_diff, parse_config, text_fingerprint
-from beamstream.processors.base import Result, State
-from beamstream.processors.pipeline import Pipeline, States
-from beamstream.sinks.h5layout import (
+from beamstream.formats.h5layout import (
     from_json,
     iter_results,
     open_h5,
     read_result,
     read_tree,
 )
-from beamstream.sinks.hdf5 import write_results_file
-from beamstream.sinks.records import RaggedRows, read_columns
+from beamstream.formats.records import RaggedRows, read_columns
+from beamstream.formats.results_writer import write_results_file
+from beamstream.processors.base import Result, State
+from beamstream.processors.pipeline import Pipeline, States
 
 __all__ = [
     "ResultsFile",
@@ -382,7 +382,7 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
                 recs = recs.set_coords("train_id")
     else:
         results = {p: dict(named) for p, named in rf.results.items()}
-    from beamstream.sinks.hdf5 import combine_segments
+    from beamstream.formats.results_writer import combine_segments
 
     prov = combine_segments(rf.segments)
     prov["segments"] = rf.segments

@@ -14,6 +14,7 @@ is counted as lost (``lost_intervals`` / ``drops["worker_lost"]`` in the status)
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from beamstream.accumulation import Partial
+from beamstream.accumulation import Partial, combine
 from beamstream.cluster import worker as tasks
 from beamstream.cluster.spec import PipelineSpec, merge_partials
 from beamstream.config import ConfigError, PipelineConfig
@@ -178,16 +179,7 @@ class DaskLiveExecutor:
         parts = [p for p in parts if p is not None]
         if not parts:
             return self._with_losses(None)
-        out = parts[0]
-        for p in parts[1:]:
-            out = Partial(
-                out.fingerprint,
-                self.run.pipeline.merge(out.states, p.states),
-                out.counters.merge(p.counters),
-                np.concatenate([out.train_ids, p.train_ids]),
-                out.records + p.records,
-            )
-        return out
+        return functools.reduce(functools.partial(combine, self.run.pipeline), parts)
 
     def pending(self) -> Counters | None:
         return None

@@ -172,7 +172,7 @@ def _watch(
             next_line += 2.0
             parts = []
             for r in running:
-                s = r.runner.status_dict()
+                s = r.runner.hub.status() or {"processed": 0, "trains_per_s": 0.0}
                 parts.append(f"{r.spec.name} {s['processed']} trains {s['trains_per_s']:.1f}/s")
             out.write(f"[{time.monotonic() - t0:5.0f}s] " + " | ".join(parts) + "\n")
             out.flush()

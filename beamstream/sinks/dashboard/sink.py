@@ -117,7 +117,13 @@ class DashboardSink(Sink):
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
         app = DashboardApp(
-            hub, self.update_hz, self.on_reset, self.title, self.mask, self.max_image, self.history
+            hub,
+            update_hz=self.update_hz,
+            on_reset=self.on_reset,
+            title=self.title,
+            mask=self.mask,
+            max_image=self.max_image,
+            history=self.history,
         )
         self.apps = [*self.apps[-15:], app]
         app.build(doc)

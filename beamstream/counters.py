@@ -139,18 +139,3 @@ class Counters:
     def source_rate(self) -> float:
         """Summed ``MB_per_s`` of the sources."""
         return float(sum(float(s.get("MB_per_s", 0.0)) for s in self.sources.values()))
-
-    def segment(self) -> dict[str, Any]:
-        """The counts as plain values (HDF5 provenance segments)."""
-        acc = self.accepted_ids
-        return {
-            "first_train_id": self.first_train_id,
-            "last_train_id": self.last_train_id,
-            "accepted_train_ids": list(acc) if acc else None,
-            "processed": self.processed,
-            "received": self.received,
-            "frames": self.frames,
-            "rejected": dict(self.rejected),
-            "errors": dict(self.errors),
-            "drops": self.drops(),
-        }

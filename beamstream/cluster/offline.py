@@ -121,6 +121,8 @@ class DaskChunkExecutor:
         )
 
     def close(self) -> Partial | None:
+        if not hasattr(self, "_results"):  # never opened
+            return None
         self._results.close()  # cancels the chunks not yet done
         return self.collect()
 

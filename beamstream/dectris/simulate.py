@@ -1,6 +1,6 @@
 """A simulated DECTRIS Eiger streaming a SAXS/WAXS map scan (V2 CBOR or legacy v1).
 
-The physics is the SAXS simulator's (`beamstream.streamer.simulate.saxs`): image ``k`` of a series
+The physics is the SAXS simulator's (`beamstream.simulate.saxs`): image ``k`` of a series
 is its train ``first_train_id + k`` as uint32 counts, with a module-gap band and a few dead
 pixels flagged in the pixel mask (their counts set to the uint32 maximum, as the detector does).
 A second channel (``threshold_2``) holds ``floor(counts / 2)``. In a map scan, each image's
@@ -57,8 +57,8 @@ class EigerSimulator:
         compression: str = "bslz4",
         shape: tuple[int, int] = (1024, 1024),
     ):
-        from beamstream.streamer.simulate.geometry import Geometry  # physics, reused
-        from beamstream.streamer.simulate.saxs import SaxsSimulator
+        from beamstream.simulate.geometry import Geometry  # physics, reused
+        from beamstream.simulate.saxs import SaxsSimulator
 
         if channels not in (1, 2):
             raise ValueError(f"channels: expected 1 or 2, got {channels!r}")

@@ -29,6 +29,7 @@ from typing import Any
 
 import zmq
 
+from beamstream.sources import Source
 from beamstream.streamer.ratelog import RateLimitedLog
 from beamstream.streamer.train import Train
 
@@ -51,7 +52,7 @@ POLICIES = ("block", "drop_oldest", "drop_newest")
 _POLL_S = 0.1
 
 
-class DectrisSource:
+class DectrisSource(Source):
     """Receive a DECTRIS stream in background threads; `get` returns decoded `Train` s.
 
     Parameters

@@ -119,9 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["raw", "euxfel", "lix", "tiff", "nxmx"],
-        help="input format (default: detected; nxmx: an Eiger master file, served as a DECTRIS "
-        "V2 stream on PUSH)",
+        help="input format: a registered reader (raw, euxfel, lix, tiff, plug-ins; default: "
+        "detected), or nxmx: an Eiger master file, served as a DECTRIS V2 stream on PUSH",
     )
     p.add_argument(
         "--stack-modules",

@@ -6,6 +6,7 @@ import argparse
 
 from beamstream.config import PipelineConfig, load_config
 from beamstream.processors.pipeline import Pipeline
+from beamstream.sources import source_class
 
 __all__ = ["describe_pipeline", "register"]
 
@@ -21,12 +22,16 @@ def describe_pipeline(config: PipelineConfig) -> str:
             notes.append("geometry    from the stream's series start (checked here with a "
                          "placeholder geometry)")  # fmt: skip
     pipeline = Pipeline(config)
+    source_class(config)  # the source type checks its own parameters
     src = config.source
-    lines = [
-        f"{config.path}: version {config.version}",
-        f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
-        f"policy {src.policy})",
-    ]
+    lines = [f"{config.path}: version {config.version}"]
+    if src.type == "karabo_bridge":
+        lines.append(
+            f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
+            f"policy {src.policy})"
+        )
+    else:
+        lines.append(f"source      {src.type} {dict(src.options)}")
     if src.detector:
         lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
     lines += notes

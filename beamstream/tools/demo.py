@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from beamstream.config import PipelineConfig, load_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
@@ -66,6 +67,7 @@ class _Running:
     runner: Runner | None = None
     thread: threading.Thread | None = None
     sim: subprocess.Popen | None = None
+    source: Any = None
     status: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,8 +141,9 @@ def run_demo(
             config, source = _open_source(_config(r.spec, r.endpoint), hub)
             hub.config_text = config.text
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
-            r.runner = Runner(config, sinks, hub, status_out=None)
-            r.runner.receiver = source  # None: the runner opens the config's source
+            executor = LocalExecutor(source) if source is not None else None
+            r.runner = Runner(config, executor, sinks, hub=hub, status_out=None)
+            r.source = source  # opened here for its geometry: closed at the end
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
@@ -194,7 +197,7 @@ def _watch(
             next_line += 2.0
             parts = []
             for r in running:
-                s = r.runner.status.snapshot()
+                s = r.runner.hub.status() or {"processed": 0, "trains_per_s": 0.0}
                 parts.append(f"{r.spec.name} {s['processed']} trains {s['trains_per_s']:.1f}/s")
             out.write(f"[{time.monotonic() - t0:5.0f}s] " + " | ".join(parts) + "\n")
             out.flush()
@@ -208,6 +211,8 @@ def _shutdown(running: list[_Running]) -> None:
     for r in running:
         if r.thread is not None:
             r.thread.join(timeout=60)
+        if r.source is not None:
+            r.source.close()
     for r in running:
         if r.sim is not None and r.sim.poll() is None:
             r.sim.terminate()

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from beamstream.cluster.live import LiveDriver
+from beamstream.cluster.live import DaskLiveExecutor
 from beamstream.config import ConfigError, parse_config
 from beamstream.dectris.cluster import start_relay
 from beamstream.dectris.simulate import EigerSimulator, serve
@@ -71,7 +71,7 @@ def test_two_workers_from_one_stream_equal_single_process(two_workers, tcp_endpo
     server = _serve(sim, tcp_endpoint, stop)
     worker_cfg, relay, applied = start_relay(cfg, peers=2)
     try:
-        driver = LiveDriver(worker_cfg, two_workers, status_out=None)
+        driver = Runner(worker_cfg, DaskLiveExecutor(two_workers), status_out=None)
         status = driver.run(trains=N, duration=90)
         relayed = relay.stats()
     finally:
@@ -79,7 +79,7 @@ def test_two_workers_from_one_stream_equal_single_process(two_workers, tcp_endpo
         stop.set()
         server.join(10)
     assert status["processed"] == N and status["workers"] == 2, status
-    per_worker = [s["delivered"] for s in driver.cstatus.sources.values()]
+    per_worker = [s["delivered"] for s in driver.counters.sources.values()]
     assert len(per_worker) == 2 and sum(per_worker) == N and min(per_worker) > 0
     assert relayed["forwarded"] == N and relayed["series"] == 1 and relayed["ends"] == 1
     assert relayed["dropped"] == {}

@@ -15,8 +15,8 @@ from beamstream.config import SourceConfig, load_config, parse_config
 from beamstream.dectris.geometry import resolve_config
 from beamstream.dectris.series import SERIES_STRIDE
 from beamstream.dectris.simulate import EigerSimulator, serve
+from beamstream.formats.results import read_results_file
 from beamstream.runner import Runner
-from beamstream.sinks.results import read_results_file
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
 from beamstream.tools.run_cmd import run_pipeline

@@ -8,8 +8,9 @@ import pytest
 from beamstream.config import ConfigError, parse_config
 from beamstream.dectris.geometry import needs_stream_geometry, resolve_config, stream_geometry
 from beamstream.dectris.simulate import EigerSimulator
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
-from beamstream.streamer.simulate import write_poni
+from beamstream.simulate import write_poni
 from beamstream.streamer.train import Train
 
 from .helpers import parse_start
@@ -38,8 +39,8 @@ def _run(config, frames):
     trains = [
         Train(k + 1, None, {"eiger": {"image.threshold_1": f[None]}}) for k, f in enumerate(frames)
     ]
-    r = Runner(config, status_out=None)
-    r.run(source=trains)
+    r = Runner(config, LocalExecutor(trains), status_out=None)
+    r.run()
     return r.hub.latest().results["qphi"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from beamstream.config import ConfigError, parse_config
 from beamstream.dectris.source import DectrisSource
-from beamstream.streamer.simulate.cli import main as simulate_main
+from beamstream.simulate.cli import main as simulate_main
 
 BASE = 'version = 1\n[source]\ntype = "dectris"\nsocket = "PULL"\n'
 

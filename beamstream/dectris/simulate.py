@@ -191,23 +191,10 @@ class EigerSimulator:
         )
 
 
-def serve(
-    sim: EigerSimulator,
-    endpoint: str,
-    *,
-    images: int,
-    series: int = 1,
-    rate: float = 0.0,
-    first_series_id: int = 1,
-    stop_event: threading.Event | None = None,
-    ready: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Bind a PUSH socket on ``endpoint`` and send ``series`` series of ``images`` images
-    (`serve_series`)."""
-    return serve_series(
-        lambda sid: sim.messages(images, sid), endpoint, series=series, rate=rate,
-        first_series_id=first_series_id, stop_event=stop_event, ready=ready,
-    )  # fmt: skip
+def serve(sim: EigerSimulator, endpoint: str, *, images: int, **options: Any) -> dict[str, Any]:
+    """Bind a PUSH socket on ``endpoint`` and send series of ``images`` images of ``sim``
+    (``options``: those of `serve_series`: ``series``, ``rate``, ``stop_event``, ...)."""
+    return serve_series(lambda sid: sim.messages(images, sid), endpoint, **options)
 
 
 def serve_series(

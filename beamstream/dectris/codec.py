@@ -1,12 +1,10 @@
 """Compression tag 56500 payloads: ``bslz4`` and ``lz4`` in HDF5-filter framing.
 
-Decompression: ``bslz4`` with the `bitshuffle` library (the reference implementation of the
-format, which decompresses without the GIL, so that threads decompress in parallel), after its
-block framing was checked to lie inside the buffer (`_framing`); ``lz4`` with the DECTRIS
-library (`dectris.compression`). Compression (simulator, replay, tests) uses `bitshuffle` for
-``bslz4`` and the HDF5 LZ4 filter of `hdf5plugin` for ``lz4``. Only the 12-byte framing header
-(uint64 big-endian uncompressed size, uint32 big-endian block size in bytes) is read here, to
-check the declared size against the limits *before* anything is allocated.
+Decompression uses the DECTRIS reference library (`dectris.compression`, which releases the GIL);
+compression (simulator, replay, tests) uses the `bitshuffle` library for ``bslz4`` and the HDF5 LZ4
+filter of `hdf5plugin` for ``lz4``. Only the 12-byte framing header (uint64 big-endian
+uncompressed size, uint32 big-endian block size in bytes) is read here, to check the declared size
+against the limits *before* anything is allocated.
 """
 
 from __future__ import annotations
@@ -63,7 +61,7 @@ def declared_size(data: bytes) -> int:
     return int(size)
 
 
-def decompress(block: Compressed, expected_bytes: int) -> np.ndarray | bytes:
+def decompress(block: Compressed, expected_bytes: int) -> bytes:
     """Decompress ``block`` whose content must be exactly ``expected_bytes`` long.
 
     Raises
@@ -71,48 +69,32 @@ def decompress(block: Compressed, expected_bytes: int) -> np.ndarray | bytes:
     CodecError
         ``size_mismatch`` when the header declares another size than the array needs (checked
         before decompressing, so a lying header never allocates), ``decompress_failed`` when
-        the stream is truncated or corrupt, ``bad_elem_size``, ``bad_algorithm``.
+        the library rejects the stream (truncated or corrupt), ``bad_algorithm``.
     """
+    from dectris.compression import decompress as _decompress
+
     size = declared_size(block.data)
     if size != expected_bytes:
         raise CodecError(
             "size_mismatch", f"header declares {size} bytes, array needs {expected_bytes}"
         )
     if block.algorithm == "bslz4":
-        out = _bslz4(block, size)
+        if block.modifier not in (1, 2, 4, 8):
+            raise CodecError("bad_elem_size", f"bslz4 element size {block.modifier!r}")
+        kwargs = {"elem_size": int(block.modifier)}
     elif block.algorithm == "lz4":
-        from dectris.compression import decompress as _decompress
-
-        try:
-            out = _decompress(block.data, "lz4")
-        except (RuntimeError, ValueError) as e:
-            raise CodecError("decompress_failed", str(e)) from None
+        kwargs = {}
     else:
         raise CodecError("bad_algorithm", repr(block.algorithm))
-    if len(memoryview(out).cast("B")) != expected_bytes:
-        raise CodecError("size_mismatch", f"decompressed size differs from {expected_bytes}")
-    return out
-
-
-def _bslz4(block: Compressed, size: int) -> np.ndarray:
-    import bitshuffle
-
-    from ._framing import bslz4_framing_ok
-
-    elem = block.modifier
-    if elem not in (1, 2, 4, 8) or size % elem:
-        raise CodecError("bad_elem_size", f"bslz4 element size {elem!r} for {size} bytes")
-    block_bytes = _HEADER.unpack_from(block.data)[1]
-    body = np.frombuffer(block.data, np.uint8, offset=_HEADER.size)
-    n = size // elem
-    if block_bytes % elem or not bslz4_framing_ok(body, n, block_bytes // elem, elem):
-        raise CodecError("decompress_failed", "bslz4 blocks run past the end of the data")
-    dtype = np.dtype(f"u{elem}")
     try:
-        out = bitshuffle.decompress_lz4(body, (n,), dtype, block_bytes // elem)
+        out = _decompress(block.data, block.algorithm, **kwargs)
     except (RuntimeError, ValueError) as e:
         raise CodecError("decompress_failed", str(e)) from None
-    return out.view(np.uint8)
+    if len(out) != expected_bytes:
+        raise CodecError(
+            "size_mismatch", f"decompressed {len(out)} bytes, expected {expected_bytes}"
+        )
+    return out
 
 
 def compress(array: np.ndarray, algorithm: str) -> Compressed:

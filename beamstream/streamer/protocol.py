@@ -27,6 +27,8 @@ from beamstream.streamer.train import Train
 __all__ = ["encode_train", "decode_train", "MalformedMessage", "DecodeLimits", "PROTOCOLS"]
 
 PROTOCOLS = ("2.2", "1.0")
+#: train ids are unsigned 64-bit integers
+MAX_TRAIN_ID = (1 << 64) - 1
 #: dtype kinds accepted on the wire: bool, signed, unsigned, float, complex
 _ARRAY_KINDS = "biufc"
 
@@ -208,22 +210,23 @@ def timestamp_of(meta: dict[str, Any]) -> float | None:
 
 
 def _finish(data: dict, meta: dict, dims: dict, buffers: list, nbytes: int) -> Train:
-    tids = {m.get("timestamp.tid") for m in meta.values() if isinstance(m, dict)}
-    tids.discard(None)
     if not data:
         raise MalformedMessage("empty message", "no sources")
+    tids = [m.get("timestamp.tid") for m in meta.values() if isinstance(m, dict)]
+    tids = [t for t in tids if t is not None]
     if not tids:
         raise MalformedMessage("no train id", "no timestamp.tid in any source's metadata")
-    tid = (
-        min(t for t in tids if isinstance(t, int))
-        if all(isinstance(t, int) for t in tids)
-        else None
-    )
-    if tid is None or isinstance(tid, bool) or tid < 0:
-        raise MalformedMessage("no train id", f"timestamp.tid {sorted(map(repr, tids))}")
+    if not all(_is_train_id(t) for t in tids):
+        raise MalformedMessage("no train id", f"timestamp.tid {[repr(t)[:40] for t in tids]}")
+    tid = min(tids)
     stamps = [timestamp_of(m) for m in meta.values()]
     ts = next((s for s in stamps if s is not None), None)
     return Train(tid, ts, data, meta, dims, buffers, nbytes)
+
+
+def _is_train_id(t: Any) -> bool:
+    """Train ids are unsigned 64-bit integers."""
+    return isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_TRAIN_ID
 
 
 def decode_train(frames: Sequence[Any], limits: DecodeLimits = DEFAULT_LIMITS) -> Train:

@@ -31,6 +31,10 @@ _POLL_MS = 100
 _RATE_WINDOW_S = 2.0
 
 
+class _RequestTimeout(Exception):
+    """No reply to a REQ request in time: the socket is rebuilt."""
+
+
 class Receiver:
     """Receive Karabo Bridge trains in a background thread; iterate to get decoded `Train` s.
 
@@ -185,35 +189,51 @@ class Receiver:
         return sock
 
     def _run(self) -> None:
-        sock = self._connect()
+        sock = None
         pending_since: float | None = None
         try:
             while not self._stop.is_set():
-                if self.kind == "REQ" and pending_since is None:
-                    if self.policy == "block" and not self._wait_for_space():
-                        break
-                    sock.send(b"next")
-                    pending_since = time.monotonic()
-                if not sock.poll(_POLL_MS, zmq.POLLIN):
-                    if (
-                        pending_since is not None
-                        and time.monotonic() - pending_since > self.request_timeout
-                    ):
-                        sock.close(linger=0)  # a REQ socket cannot re-ask; rebuild it
-                        sock = self._connect()
-                        pending_since = None
-                        self._counts["reconnects"] += 1
-                    continue
-                frames = sock.recv_multipart(copy=False)
-                pending_since = None
-                self._handle(frames)
-        except Exception:  # never expected; keep the cause visible to the user
-            log.exception("receiver thread for %s stopped", self.endpoint)
+                try:
+                    if sock is None:
+                        sock, pending_since = self._connect(), None
+                    pending_since = self._step(sock, pending_since)
+                except _RequestTimeout:
+                    sock.close(linger=0)  # a REQ socket cannot re-ask; rebuild it
+                    sock = None
+                    self._counts["reconnects"] += 1
+                except Exception as e:  # any failure is counted; only `close` ends the thread
+                    kind = type(e).__name__
+                    with self._cond:
+                        self._dropped[f"error:{kind}"] += 1
+                    self._badlog.error(kind, "receiver %s: %s: %s", self.endpoint, kind, e)
+                    if sock is not None and isinstance(e, zmq.ZMQError):
+                        sock.close(linger=0)  # rebuilt on the next turn
+                        sock = None
+                    time.sleep(_POLL_MS / 1000)
         finally:
-            sock.close(linger=0)
+            if sock is not None:
+                sock.close(linger=0)
             self._stop.set()
             with self._cond:
                 self._cond.notify_all()
+
+    def _step(self, sock: zmq.Socket, pending_since: float | None) -> float | None:
+        """One turn of the receive loop; returns when the pending REQ request was sent."""
+        if self.kind == "REQ" and pending_since is None:
+            if self.policy == "block" and not self._wait_for_space():
+                return None
+            sock.send(b"next")
+            pending_since = time.monotonic()
+        if not sock.poll(_POLL_MS, zmq.POLLIN):
+            if (
+                pending_since is not None
+                and time.monotonic() - pending_since > self.request_timeout
+            ):
+                raise _RequestTimeout
+            return pending_since
+        frames = sock.recv_multipart(copy=False)
+        self._handle(frames)
+        return None
 
     def _handle(self, frames: list[zmq.Frame]) -> None:
         nbytes = sum(len(f) for f in frames)
@@ -226,13 +246,19 @@ class Receiver:
         try:
             train = decode_train(frames, self.limits)
         except MalformedMessage as e:
-            with self._cond:
-                self._dropped[f"malformed:{e.reason}"] += 1
-            self._badlog.warning(e.reason, "malformed message from %s: %s", self.endpoint, e)
+            self._malformed(e.reason, str(e))
+            return
+        except Exception as e:  # a decoder bug must not end the run: counted by its type
+            self._malformed(type(e).__name__, f"{type(e).__name__}: {e}")
             return
         train.received_at = now
         self._note_sources(train, now)
         self._enqueue(train)
+
+    def _malformed(self, reason: str, detail: str) -> None:
+        with self._cond:
+            self._dropped[f"malformed:{reason}"] += 1
+        self._badlog.warning(reason, "malformed message from %s: %s", self.endpoint, detail)
 
     def _enqueue(self, train: Train) -> None:
         with self._cond:

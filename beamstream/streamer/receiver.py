@@ -11,6 +11,7 @@ from typing import Any
 
 import zmq
 
+from beamstream.streamer.gaps import GapCounter
 from beamstream.streamer.protocol import (
     DEFAULT_LIMITS,
     DecodeLimits,
@@ -47,9 +48,12 @@ class Receiver:
     queue
         Bound of the queue of decoded trains waiting for the consumer.
     policy
-        What happens when the queue is full: ``"block"`` (stop receiving; the source is slowed
+        What happens when the queue is full (default: ``"block"``, with SUB ``"drop_oldest"``):
+        ``"block"`` (stop receiving; the source is slowed
         down by ZeroMQ back-pressure), ``"drop_oldest"`` or ``"drop_newest"`` (counted as
-        ``overload`` drops).
+        ``overload`` drops). ``"block"`` is refused with SUB, which cannot push back.
+        Trains lost before they arrive (gaps in the train ids, e.g. dropped by ZeroMQ's
+        high-water mark) are counted as ``lost:gap`` on every socket type.
     timeout
         Seconds without a train after which iteration ends (None: wait until `close`).
     request_timeout
@@ -66,7 +70,7 @@ class Receiver:
         endpoint: str,
         socket: str = "REQ",
         queue: int = 4,
-        policy: str = "block",
+        policy: str | None = None,
         timeout: float | None = None,
         request_timeout: float = 5.0,
         hwm: int = 2,
@@ -77,8 +81,15 @@ class Receiver:
         kind = socket.upper()
         if kind not in CLIENT_SOCKETS:
             raise ValueError(f"socket {socket!r}: expected one of {', '.join(CLIENT_SOCKETS)}")
+        if policy is None:
+            policy = "drop_oldest" if kind == "SUB" else "block"
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
+        if kind == "SUB" and policy == "block":
+            raise ValueError(
+                "policy 'block' with socket SUB: a SUB socket cannot push back (ZeroMQ drops "
+                "for a slow subscriber); use drop_oldest or drop_newest"
+            )
         if queue < 1:
             raise ValueError(f"queue: expected a positive integer, got {queue!r}")
         self.endpoint = normalize_endpoint(endpoint)
@@ -98,7 +109,9 @@ class Receiver:
         self._window: collections.deque[tuple[float, int]] = collections.deque()
         self._sources: dict[str, dict[str, str]] = {}
         self._sources_at = 0.0
+        self._first_tid: int | None = None
         self._last_tid: int | None = None
+        self._gaps = GapCounter()
         self._started = time.monotonic()
         self._badlog = RateLimitedLog(log, interval=5.0)
         self._thread = threading.Thread(
@@ -143,18 +156,23 @@ class Receiver:
             span = max(now - self._window[0][0], 1e-9) if len(self._window) > 1 else 0.0
             n_win = len(self._window) - 1
             bytes_win = sum(b for _, b in list(self._window)[1:])
+            dropped = dict(self._dropped)
+            if self._gaps.lost:
+                dropped["lost:gap"] = self._gaps.lost
             return {
                 "endpoint": self.endpoint,
                 "socket": self.kind,
                 "received": self._counts["received"],
                 "delivered": self._counts["delivered"],
-                "dropped": dict(self._dropped),
-                "dropped_total": sum(self._dropped.values()),
+                "dropped": dropped,
+                "dropped_total": sum(dropped.values()),
                 "bytes": self._counts["bytes"],
                 "reconnects": self._counts["reconnects"],
+                "source_restarts": self._gaps.restarts,
                 "queued": len(self._queue),
                 "trains_per_s": n_win / span if span else 0.0,
                 "MB_per_s": bytes_win / span / 1e6 if span else 0.0,
+                "first_train_id": self._first_tid,
                 "last_train_id": self._last_tid,
                 "uptime_s": now - self._started,
                 "sources": {s: dict(k) for s, k in self._sources.items()},
@@ -252,6 +270,7 @@ class Receiver:
             self._malformed(type(e).__name__, f"{type(e).__name__}: {e}")
             return
         train.received_at = now
+        self._gaps.see(train.train_id)
         self._note_sources(train, now)
         self._enqueue(train)
 
@@ -262,6 +281,8 @@ class Receiver:
 
     def _enqueue(self, train: Train) -> None:
         with self._cond:
+            if self._first_tid is None:
+                self._first_tid = train.train_id
             self._last_tid = train.train_id
             if len(self._queue) >= self.maxlen:
                 if self.policy == "drop_newest":

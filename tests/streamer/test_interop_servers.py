@@ -116,7 +116,8 @@ def test_receiver_consumes_karabo_bridge_server_in_thread(
     )
     server.start()
     cleanup(server.stop)
-    receiver = Receiver(tcp_endpoint, socket=kind, queue=16, policy="block", timeout=10)
+    policy = "drop_oldest" if kind == "SUB" else "block"  # SUB cannot push back
+    receiver = Receiver(tcp_endpoint, socket=kind, queue=16, policy=policy, timeout=10)
     cleanup(receiver.close)
 
     def step(i: int) -> bool:

@@ -7,7 +7,7 @@ step (1 otherwise: under heavy loss the steps can share a divisor by chance); it
 detector, N for a replay with stride N. It counts the trains missing between the first and the
 last id: ``span / stride - steps``, exact whatever the order in which gaps and steps arrive. A
 step back or a jump of more than ``max_gap`` trains is a restart of the source (a new sequence,
-counted as such), not a loss.
+counted as such), not a loss; so is a reconnection (`restart`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ class GapCounter:
         stride = self.stride
         return self._span // stride - self._steps if stride else 0
 
+    def restart(self) -> None:
+        """Start a new sequence (the source restarted or came back after an absence)."""
+        self._closed_lost += self._open_lost()
+        self._last = None
+        self._span = self._steps = self._stride = self._min_step = 0
+
     def see(self, train_id: int) -> None:
         """Note one arriving train id."""
         last, self._last = self._last, train_id
@@ -60,8 +66,8 @@ class GapCounter:
         step = train_id - last
         if step < 0 or step > self.max_gap:
             self.restarts += 1
-            self._closed_lost += self._open_lost()
-            self._span = self._steps = self._stride = self._min_step = 0
+            self.restart()
+            self._last = train_id
             return
         self._span += step
         self._steps += 1

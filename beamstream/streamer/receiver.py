@@ -219,6 +219,7 @@ class Receiver:
                     sock.close(linger=0)  # a REQ socket cannot re-ask; rebuild it
                     sock = None
                     self._counts["reconnects"] += 1
+                    self._gaps.restart()  # a restarted source may start a new id sequence
                 except Exception as e:  # any failure is counted; only `close` ends the thread
                     kind = type(e).__name__
                     with self._cond:

@@ -18,6 +18,8 @@ records that fall out of the hub's bounded buffer before the sink reads them are
 from __future__ import annotations
 
 import collections
+import contextlib
+import glob
 import logging
 import os
 import platform
@@ -46,6 +48,7 @@ from beamstream.sinks.h5layout import (
 )
 from beamstream.sinks.hub import Hub, Snapshot
 from beamstream.sinks.records import RecordsWriter
+from beamstream.sinks.writeguard import WriteGuard
 
 __all__ = [
     "HDF5Sink",
@@ -61,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: ``/`` attribute ``beamstream_format`` of results files
 FORMAT = "beamstream-results/1"
+#: seconds before a new records file is tried after a write error broke the previous one
+_RECORDS_RETRY_S = 5.0
+_RECORDS_RETRY_MAX_S = 300.0
 
 
 def iso(t: float | None) -> str:
@@ -269,6 +275,11 @@ class HDF5Sink(Sink):
     min_interval
         Seconds between results-file writes at least (the final snapshot is always written);
         large states make each write expensive, so a long run may write less often.
+    final_retry
+        Seconds the final snapshot's write is retried when it fails (e.g. a full disk).
+
+    Write errors (a full disk) are counted by reason, logged rate-limited and retried with the
+    next snapshot; the previous results file stays complete (see `health`).
     """
 
     name = "hdf5"
@@ -280,6 +291,7 @@ class HDF5Sink(Sink):
         compression: str | None = None,
         fsync: bool = True,
         min_interval: float = 0.0,
+        final_retry: float = 10.0,
     ):
         super().__init__(path=path, records=records, compression=compression)
         self.path = Path(path)
@@ -288,6 +300,7 @@ class HDF5Sink(Sink):
         self.fsync = bool(fsync)
         self.min_interval = float(min_interval)
         self.records_missed = 0
+        self.records_lost = 0  # rows written to a records file abandoned after a write error
         self._segments: list[dict[str, Any]] = []
         self._records_files: list[str] = []
         self._writer: RecordsWriter | None = None
@@ -296,35 +309,89 @@ class HDF5Sink(Sink):
         self._last_write = 0.0
         self._config_text = ""
         self._config_path = ""
+        self._records_rows: dict[str, int] = {}
+        self._records_broken_at: float | None = None
+        self._records_retry_s = _RECORDS_RETRY_S / 2
+        self.guard = WriteGuard(str(self.path), final_retry_s=float(final_retry))
+        self._records_guard = WriteGuard(f"{self.path} records", final_retry_s=0.0)
 
     def resume_from(
-        self, segments: Sequence[Mapping[str, Any]], records_files: Sequence[str]
+        self,
+        segments: Sequence[Mapping[str, Any]],
+        records_files: Sequence[str],
+        records_rows: Sequence[int | None] = (),
     ) -> None:
-        """Continue the provenance of a resumed file (its earlier segments and records files)."""
+        """Continue the provenance of a resumed file (its earlier segments and records files,
+        with the rows of each that its states hold)."""
         self._segments = [dict(s) for s in segments]
         self._records_files = list(records_files)
+        for name, rows in zip(self._records_files, records_rows, strict=False):
+            if rows is not None:
+                self._records_rows[name] = int(rows)
 
     def open(self, hub: Hub) -> None:
         self._config_text = hub.config_text
         self._config_path = str(hub.info.get("config_path", ""))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         hub.info["hdf5_path"] = str(self.path)
         if self.records:
-            taken = [str(self.path.parent / r) for r in self._records_files]
-            rpath = records_path_for(self.path, taken)
-            self._file = AppendFile(
-                rpath, {"beamstream_format": "beamstream-records/2", "results_file": self.path.name}
-            )
-            self._writer = RecordsWriter(self._file)
-            self._records_files.append(rpath.name)
+            self._open_records()
+
+    def _open_records(self) -> None:
+        """Start a records file (a new one after a write error broke the previous one)."""
+        taken = [str(self.path.parent / r) for r in self._records_files]
+        rpath = records_path_for(self.path, taken)
+        attrs = {"beamstream_format": "beamstream-records/2", "results_file": self.path.name}
+        opened: list[AppendFile] = []
+        if not self._records_guard.attempt(lambda: opened.append(AppendFile(rpath, attrs))):
+            self._records_broken_at = time.monotonic()
+            return
+        self._file = opened[0]
+        self._writer = RecordsWriter(self._file)
+        self._records_files.append(rpath.name)
+        self._records_rows[rpath.name] = 0
+        self._records_broken_at = None
+
+    def _append_records(self, snapshot: Snapshot) -> None:
+        """The records of the trains in ``snapshot`` ; a write error abandons the records file
+        (its complete rows stay readable) and a new one is started after a pause."""
+        if self._hub is None or not self.records:
+            return
+        if self._writer is None:
+            broken = self._records_broken_at
+            if broken is None or time.monotonic() - broken < self._records_retry_s:
+                if not snapshot.final:
+                    return
+            self._open_records()
+            if self._writer is None:
+                return
+        recs, seq, missed = self._hub.records_since(self._rec_seq, upto=snapshot.records_seq)
+        writer = self._writer
+        if not self._records_guard.attempt(lambda: writer.append(recs)):
+            self._abandon_records()
+            return
+        self._rec_seq = seq
+        self._records_retry_s = _RECORDS_RETRY_S / 2
+        if missed:
+            self.records_missed += missed
+            log.warning("hdf5 sink fell behind: %d per-train records dropped", missed)
+        self._records_rows[self._records_files[-1]] = writer.rows
+
+    def _abandon_records(self) -> None:
+        """Give up a records file after a write error: HDF5 leaves it truncated (unreadable), so
+        its rows are counted as lost and readers skip it (0 rows held)."""
+        if self._writer is not None:
+            self.records_lost += self._writer.rows
+            self._records_rows[self._records_files[-1]] = 0
+        if self._file is not None:
+            self._file.abandon()
+        self._file = self._writer = None
+        self._records_broken_at = time.monotonic()
+        self._records_retry_s = min(2 * self._records_retry_s, _RECORDS_RETRY_MAX_S)
 
     def write(self, snapshot: Snapshot) -> None:
-        if self._writer is not None and self._hub is not None:
-            recs, self._rec_seq, missed = self._hub.records_since(self._rec_seq)
-            if missed:
-                self.records_missed += missed
-                log.warning("hdf5 sink fell behind: %d per-train records dropped", missed)
-            self._writer.append(recs)
+        self._append_records(snapshot)
         now = time.monotonic()
         if not snapshot.final and now - self._last_write < self.min_interval:
             return
@@ -334,32 +401,73 @@ class HDF5Sink(Sink):
             snapshot.time,
             self._records_files[-1:] and self._records_files[-1] or "",
         )
+        segment["records_rows"] = dict(self._records_rows)
         extra = {
             "records_missed": self.records_missed,
+            "records_lost": self.records_lost,
             "records_rows": self._writer.rows if self._writer else 0,
             "records_warnings": dict(self._writer.warnings) if self._writer else {},
+            "write_errors": dict(self.guard.errors + self._records_guard.errors),
             "status": snapshot.status,
         }
-        write_results_file(
-            self.path,
-            config_text=self._config_text,
-            config_path=self._config_path,
-            results=snapshot.results,
-            states=snapshot.states,
-            segments=[*self._segments, segment],
-            snapshot={
-                "seq": snapshot.seq,
-                "time": snapshot.time,
-                "epoch": snapshot.epoch,
-                "final": snapshot.final,
-            },
-            records_files=self._records_files,
-            extra=extra,
-            compression=self.compression,
-            fsync=self.fsync,
+        self.guard.attempt(
+            lambda: write_results_file(
+                self.path,
+                config_text=self._config_text,
+                config_path=self._config_path,
+                results=snapshot.results,
+                states=snapshot.states,
+                segments=[*self._segments, segment],
+                snapshot={
+                    "seq": snapshot.seq,
+                    "time": snapshot.time,
+                    "epoch": snapshot.epoch,
+                    "final": snapshot.final,
+                },
+                records_files=self._records_files,
+                extra=extra,
+                compression=self.compression,
+                fsync=self.fsync,
+            ),
+            final=snapshot.final,
         )
+
+    def health(self) -> dict[str, Any]:
+        """Write errors by reason, and whether the final snapshot reached the file."""
+        return {
+            "path": str(self.path),
+            "write_errors": dict(self.guard.errors + self._records_guard.errors),
+            "final_written": self.guard.final_written,
+            "records_missed": self.records_missed,
+            "records_lost": self.records_lost,
+        }
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            if not self._records_guard.attempt(self._file.close):
+                self._file.abandon()
             self._file = None
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove ``<path>.tmp-<pid>`` files left by killed writers (whose process is gone)."""
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+            log.info("removed %s, left by a killed writer", tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -302,8 +302,11 @@ def _unname(name: str) -> str:
     return name.replace("%2F", "/").replace("%25", "%")
 
 
-def read_columns(f: h5py.File) -> tuple[dict[str, np.ndarray | RaggedRows], int]:
-    """``({key: column}, rows)`` of an open records file, cut to its complete rows.
+def read_columns(
+    f: h5py.File, max_rows: int | None = None
+) -> tuple[dict[str, np.ndarray | RaggedRows], int]:
+    """``({key: column}, rows)`` of an open records file, cut to its complete rows (and to
+    ``max_rows``: the rows a results file's states hold, see `HDF5Sink`).
 
     Scalar columns (and fixed-row columns of files written before ragged columns existed) are
     arrays with one row per train; ragged columns are `RaggedRows`. Each index is read before its
@@ -341,6 +344,8 @@ def read_columns(f: h5py.File) -> tuple[dict[str, np.ndarray | RaggedRows], int]
         else:
             cols[key] = ds[()]
     rows = min((len(c) for c in cols.values()), default=0)
+    if max_rows is not None:
+        rows = min(rows, max_rows)
     return {
         k: (c.take(rows) if isinstance(c, RaggedRows) else c[:rows]) for k, c in cols.items()
     }, rows

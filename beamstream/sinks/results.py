@@ -69,6 +69,17 @@ class ResultsFile:
     def records_paths(self) -> list[Path]:
         return [self.path.parent / r for r in self.records_files]
 
+    def records_rows(self) -> list[int | None]:
+        """Per records file, the rows whose trains the stored states hold (None: all rows).
+
+        A records file can hold more rows (appended before a crash stopped the results file from
+        being replaced); a resumed run receives those trains again, so they are not read.
+        """
+        rows: dict[str, int] = {}
+        for seg in self.segments:
+            rows.update(seg.get("records_rows") or {})
+        return [rows.get(name) for name in self.records_files]
+
 
 def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
     """Read a file written by `HDF5Sink` (or `merge_results`).
@@ -239,7 +250,9 @@ def merge_results(
 
 
 def read_records(
-    paths: Sequence[str | os.PathLike[str]], ragged: str = "rows"
+    paths: Sequence[str | os.PathLike[str]],
+    ragged: str = "rows",
+    rows: Sequence[int | None] = (),
 ) -> dict[str, np.ndarray | RaggedRows]:
     """The per-train records of one or more records files, concatenated row by row.
 
@@ -249,16 +262,18 @@ def read_records(
     ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
     `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
     (the trailing dims must agree across files). Rows are complete: a file being written or
-    left by a killed writer gives the rows all its columns have.
+    left by a killed writer gives the rows all its columns have. ``rows`` (aligned with
+    ``paths``, e.g. `ResultsFile.records_rows`) cuts each file to the rows its results hold.
     """
+    limits = list(rows) + [None] * (len(paths) - len(rows))
     if ragged not in ("rows", "flat"):
         raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
     parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
-    for p in paths:
-        if not Path(p).exists():
+    for p, limit in zip(paths, limits, strict=True):
+        if limit == 0 or not Path(p).exists():  # 0: abandoned after a write error
             continue
         with open_h5(p) as f:
-            parts.append(read_columns(f))
+            parts.append(read_columns(f, limit))
     protos: dict[str, np.ndarray | RaggedRows] = {}
     for cols, _ in parts:
         for k, v in cols.items():  # ragged in any file: ragged
@@ -374,7 +389,7 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
         import xarray as xr
     except ImportError:
         xr = None
-    recs: Any = read_records(rf.records_paths()) if records else None
+    recs: Any = read_records(rf.records_paths(), rows=rf.records_rows()) if records else None
     if xr is not None:
         results: dict[str, Any] = {p: _xr_dataset(named) for p, named in rf.results.items()}
         if recs is not None:

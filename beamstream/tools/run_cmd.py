@@ -67,7 +67,11 @@ def run_pipeline(
         sinks = build_sinks(config, output if has_hdf5 else resume)
         for sink in sinks:
             if isinstance(sink, HDF5Sink):
-                sink.resume_from(previous.segments, previous.records_files_for(sink.path))
+                sink.resume_from(
+                    previous.segments,
+                    previous.records_files_for(sink.path),
+                    previous.source.records_rows(),
+                )
     else:
         sinks = build_sinks(config, output)
     if dashboard is not None or dashboard_port is not None:
@@ -96,7 +100,9 @@ def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float 
         from beamstream.sinks.dashboard import connect_reset
 
         connect_reset(sinks, runner.reset)
-    return runner.run(trains=trains, duration=duration)
+    status = runner.run(trains=trains, duration=duration)
+    status["sinks"] = {s.name: h for s in sinks if (h := s.health())}
+    return status
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -119,7 +125,21 @@ def _handler(args: argparse.Namespace) -> int:
         f"processed {status['processed']} trains ({status['frames']} frames) in "
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
     )
-    return 0
+    return report_sink_health(status.get("sinks", {}))
+
+
+def report_sink_health(health: dict[str, dict[str, Any]]) -> int:
+    """Print each sink's problems; 1 when a final snapshot could not be written, else 0."""
+    code = 0
+    for name, h in health.items():
+        if h.get("write_errors"):
+            print(f"{name}: write errors {h['write_errors']}")
+        if h.get("final_written") is False:
+            print(f"{name}: the final results could NOT be written to {h.get('path', '?')}")
+            code = 1
+        elif h.get("errors"):
+            print(f"{name}: {h['errors']} snapshots failed to write")
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -37,6 +37,7 @@ import beamstream
 from beamstream.processors.base import Result
 from beamstream.sinks.appendfile import AppendFile
 from beamstream.sinks.base import Sink
+from beamstream.sinks.epochs import epoch_summary, write_closed_epochs
 from beamstream.sinks.h5layout import (
     atomic_h5,
     compression_kwargs,
@@ -188,6 +189,7 @@ def write_results_file(
     extra: Mapping[str, Any] | None = None,
     compression: Mapping[str, Any] | None = None,
     fsync: bool = True,
+    closed_epochs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout."""
     total = combine_segments(segments)
@@ -235,6 +237,7 @@ def write_results_file(
         st.attrs["NX_class"] = "NXcollection"
         for name, state in states.items():
             _write_state(st, name, state)
+        write_closed_epochs(entry, closed_epochs, _write_state, compression)
         if records_files:
             entry.create_dataset(
                 "records_files", data=list(records_files), dtype=h5py.string_dtype()
@@ -310,6 +313,7 @@ class HDF5Sink(Sink):
         self._config_text = ""
         self._config_path = ""
         self._records_rows: dict[str, int] = {}
+        self._epochs: list[dict[str, Any]] = []  # closed epochs (before resets)
         self._records_broken_at: float | None = None
         self._records_retry_s = _RECORDS_RETRY_S / 2
         self.guard = WriteGuard(str(self.path), final_retry_s=float(final_retry))
@@ -320,9 +324,11 @@ class HDF5Sink(Sink):
         segments: Sequence[Mapping[str, Any]],
         records_files: Sequence[str],
         records_rows: Sequence[int | None] = (),
+        closed_epochs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Continue the provenance of a resumed file (its earlier segments and records files,
-        with the rows of each that its states hold)."""
+        with the rows of each that its states hold, and its closed epochs)."""
+        self._epochs = [dict(e) for e in closed_epochs]
         self._segments = [dict(s) for s in segments]
         self._records_files = list(records_files)
         for name, rows in zip(self._records_files, records_rows, strict=False):
@@ -390,8 +396,17 @@ class HDF5Sink(Sink):
         self._records_broken_at = time.monotonic()
         self._records_retry_s = min(2 * self._records_retry_s, _RECORDS_RETRY_MAX_S)
 
+    def _collect_epochs(self) -> None:
+        if self._hub is None:
+            return
+        known = {e["epoch"] for e in self._epochs}
+        for snap in self._hub.closed_epochs():
+            if snap.epoch not in known:
+                self._epochs.append(epoch_summary(snap))
+
     def write(self, snapshot: Snapshot) -> None:
         self._append_records(snapshot)
+        self._collect_epochs()
         now = time.monotonic()
         if not snapshot.final and now - self._last_write < self.min_interval:
             return
@@ -428,6 +443,7 @@ class HDF5Sink(Sink):
                 extra=extra,
                 compression=self.compression,
                 fsync=self.fsync,
+                closed_epochs=self._epochs,
             ),
             final=snapshot.final,
         )

@@ -105,6 +105,7 @@ class Hub:
         self._status: dict[str, Any] = {}
         self._closed = False
         self._latest_view: Any = None
+        self._closed_epochs: list[Snapshot] = []
 
     # -- writer side --------------------------------------------------------------------------
     def publish(self, snapshot: Snapshot) -> None:
@@ -113,6 +114,17 @@ class Hub:
             self._snapshot = snapshot
             self._status = dict(snapshot.status)
             self._cond.notify_all()
+
+    def close_epoch(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` as the last of its epoch (an accumulation reset follows): sinks
+        that store results keep it as a closed segment (`closed_epochs`)."""
+        with self._cond:
+            self._closed_epochs.append(snapshot)
+
+    def closed_epochs(self) -> list[Snapshot]:
+        """The last snapshot of each epoch closed by a reset, oldest first."""
+        with self._cond:
+            return list(self._closed_epochs)
 
     def add_record(self, record: dict[str, Any]) -> None:
         size = _nbytes(record)

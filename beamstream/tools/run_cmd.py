@@ -58,6 +58,7 @@ def run_pipeline(
     """
     states = None
     if resume is not None:
+        from beamstream.sinks.epochs import read_closed_epochs
         from beamstream.sinks.hdf5 import HDF5Sink
         from beamstream.sinks.results import load_resume
 
@@ -71,6 +72,7 @@ def run_pipeline(
                     previous.segments,
                     previous.records_files_for(sink.path),
                     previous.source.records_rows(),
+                    read_closed_epochs(resume),
                 )
     else:
         sinks = build_sinks(config, output)

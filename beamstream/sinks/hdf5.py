@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: ``/`` attribute ``beamstream_format`` of results files
 FORMAT = "beamstream-results/1"
+#: the train-id value meaning "no train" in provenance datasets (train ids are uint64)
+NO_TRAIN = (1 << 64) - 1
 #: seconds before a new records file is tried after a write error broke the previous one
 _RECORDS_RETRY_S = 5.0
 _RECORDS_RETRY_MAX_S = 300.0
@@ -160,10 +162,10 @@ def _write_provenance(
     prov = entry.create_group("provenance", track_order=True)
     prov.attrs["NX_class"] = "NXcollection"
     total = combine_segments(segments)
-    for key in ("first_train_id", "last_train_id"):
-        prov.create_dataset(key, data=np.int64(-1 if total[key] is None else total[key]))
-    acc = total["accepted_train_ids"] or [-1, -1]
-    prov.create_dataset("accepted_train_ids", data=np.asarray(acc, np.int64))
+    for key in ("first_train_id", "last_train_id"):  # train ids are unsigned 64-bit
+        prov.create_dataset(key, data=np.uint64(NO_TRAIN if total[key] is None else total[key]))
+    acc = total["accepted_train_ids"] or [NO_TRAIN, NO_TRAIN]
+    prov.create_dataset("accepted_train_ids", data=np.asarray(acc, np.uint64))
     for key in ("processed", "received", "frames"):
         prov.create_dataset(key, data=np.int64(total[key]))
     for key in ("rejected", "errors", "drops"):

@@ -46,6 +46,8 @@ INDEX = "records_index"
 #: the fixed-row layout of older files (before ragged columns) kept each row's true shape here
 SHAPES = "records_shape"
 _STR_LEN = 64
+#: columns whose dtype does not depend on their first values: train ids are uint64
+_FIXED = {"train_id": np.dtype(np.uint64)}
 _RAGGED_CHUNK_BYTES = 1 << 20
 _RAGGED_CHUNK_MAX = 1 << 16
 
@@ -191,7 +193,7 @@ class RecordsWriter:
         row_specs: dict[str, tuple[Any, ...]] = {}
         attrs: dict[str, dict[str, Any]] = {}
         for key, values in seen.items():
-            kind = _column_type(values)
+            kind = (None, _FIXED[key]) if key in _FIXED else _column_type(values)
             if kind is None:
                 if any(v is not None for v in values):
                     self.unsupported.add(key)

@@ -98,35 +98,41 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
                 f"{p}: not a beamstream results file (expected /entry/config and /entry/states, "
                 "as written by the hdf5 sink)"
             )
-        entry = f["entry"]
-        text = _str(entry["config/data"][()])
-        results: dict[str, dict[str, Result]] = {}
-        for proc, pg in entry.get("results", {}).items():
-            results[_unescape(proc)] = {
-                r.name: r for r in (read_result(g) for g in iter_results(pg))
-            }
-        states, types = {}, {}
-        for name, g in entry["states"].items():
-            states[_unescape(name)] = read_tree(g)
-            types[_unescape(name)] = str(g.attrs.get("state_type", ""))
-        prov = entry["provenance"]
-        segments = from_json(prov.attrs["segments_json"])
-        rec_files = (
-            [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
-        )
-        snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
-        return ResultsFile(
-            p,
-            text,
-            _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
-            str(entry["config"].attrs.get("fingerprint", pipeline_fingerprint(text))),
-            results,
-            states,
-            types,
-            segments,
-            rec_files,
-            snapshot,
-        )
+        try:
+            return _read_entry(p, f["entry"])
+        except (KeyError, TypeError, AttributeError, OSError, ValueError) as e:
+            raise ValueError(
+                f"{p}: corrupt results file ({type(e).__name__}: {str(e)[:200]})"
+            ) from None
+
+
+def _read_entry(p: Path, entry: Any) -> ResultsFile:
+    text = _str(entry["config/data"][()])
+    results: dict[str, dict[str, Result]] = {}
+    for proc, pg in entry.get("results", {}).items():
+        results[_unescape(proc)] = {r.name: r for r in (read_result(g) for g in iter_results(pg))}
+    states, types = {}, {}
+    for name, g in entry["states"].items():
+        states[_unescape(name)] = read_tree(g)
+        types[_unescape(name)] = str(g.attrs.get("state_type", ""))
+    prov = entry["provenance"]
+    segments = from_json(prov.attrs["segments_json"])
+    if not isinstance(segments, list) or not all(isinstance(x, dict) for x in segments):
+        raise ValueError("provenance segments_json is not a list of segments")
+    rec_files = [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
+    snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
+    return ResultsFile(
+        p,
+        text,
+        _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
+        str(entry["config"].attrs.get("fingerprint", pipeline_fingerprint(text))),
+        results,
+        states,
+        types,
+        segments,
+        rec_files,
+        snapshot,
+    )
 
 
 def _str(v: Any) -> str:
@@ -157,12 +163,17 @@ def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
         if name not in rf.states:
             raise ValueError(f"{rf.path}: no stored state for accumulator {name!r}")
         tree = rf.states[name]
-        if hasattr(type(empty), "from_dict"):
-            state = type(empty).from_dict(tree)
-        elif isinstance(empty, np.ndarray):
-            state = np.asarray(tree["array"])
-        else:
-            state = tree
+        try:
+            if hasattr(type(empty), "from_dict"):
+                state = type(empty).from_dict(tree)
+            elif isinstance(empty, np.ndarray):
+                state = np.asarray(tree["array"])
+            else:
+                state = tree
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(
+                f"{rf.path}: corrupt state of {name!r} ({type(e).__name__}: {e})"
+            ) from None
         if hasattr(empty, "compatible"):
             try:
                 empty.compatible(state)

@@ -12,9 +12,10 @@ Layout (``beamstream-raw/1``, see ``docs/replay.md``), N trains, every dataset e
     ``crc`` (N,) uint32
     The arrays of each train concatenated along their first axis (``count`` rows each, -1:
     absent; ``crc`` the CRC-32 of each train's bytes, verified on replay: data attribute
-    ``checksum = "crc32"``); attributes ``ndim`` (0 for 0-d arrays, stored as one row) and ``dims`` (JSON, the
-    axis names sent with the array, when there were). A key whose trailing shape, dtype or dims
-    change gets a further version ``<key>@2``, ... (each train's array is in exactly one).
+    ``checksum = "crc32"``); attributes ``ndim`` (0 for 0-d arrays, stored as one row) and
+    ``dims`` (JSON, the axis names sent with the array, when there were). A key whose trailing
+    shape, dtype or dims change gets a further version ``<key>@2``, ... (each train's array is
+    in exactly one).
 
 Source names are escaped as HDF5 link names (``/`` -> ``%2F``). The file is written in SWMR mode,
 so a killed recorder leaves a readable file holding every train flushed so far.

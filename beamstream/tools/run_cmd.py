@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamstream.config import PipelineConfig, load_config
+from beamstream.config import ConfigError, PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
@@ -19,7 +19,8 @@ __all__ = ["run_pipeline", "register", "build_sinks"]
 def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]:
     """The sinks named in the config (a console summary when none are).
 
-    ``output`` sets the path of the config's hdf5 sink, or adds one writing there.
+    ``output`` sets the path of the config's hdf5 sink, or adds one writing there. A sink
+    that cannot be built raises `ConfigError` naming the file, the sink table and the problem.
     """
     tables = config.sinks or ()
     sinks = []
@@ -27,7 +28,11 @@ def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]
         params = dict(s.params)
         if output is not None and s.type == "hdf5":
             params["path"], output = output, None
-        sinks.append(make_sink(s.type, params))
+        try:
+            sinks.append(make_sink(s.type, params))
+        except (ValueError, TypeError, OSError, ImportError, AttributeError) as e:
+            where = f"{config.path}: sinks[{s.index}] ({s.type})"
+            raise ConfigError(f"{where}: {e}") from None
     if output is not None:
         sinks.append(make_sink("hdf5", {"path": output}))
     if not sinks:

@@ -184,16 +184,21 @@ def check_shape(shape: Any, limits: DecodeLimits) -> tuple[int, ...]:
 
 
 def make_array(buf: Any, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """A zero-copy array over ``buf``, checking that its size matches dtype and shape."""
+    """A zero-copy array over ``buf``, checking that its size matches dtype and shape.
+
+    Arrays sent in non-native byte order are converted (copied) to native order here, once.
+    """
     expected = math.prod(shape) * dtype.itemsize
     if len(buf) != expected:
         raise MalformedMessage(
             "size mismatch", f"{where}: {len(buf)} bytes for {dtype} {list(shape)} ({expected})"
         )
     if expected == 0:
-        arr = np.zeros(shape, dtype)
+        arr = np.zeros(shape, dtype.newbyteorder("="))
     else:
         arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        if not dtype.isnative:  # big-endian on the wire: one converted copy (kernels need native)
+            arr = arr.astype(dtype.newbyteorder("="))
     arr.flags.writeable = False  # zmq.Frame buffers are writable: never let consumers alter them
     return arr
 

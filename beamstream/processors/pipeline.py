@@ -168,14 +168,15 @@ _FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".nxs", ".poni", ".tif", ".tif
 
 
 def _resolve_path(value: Any, config_path: str) -> Any:
-    """Relative file names in parameters are relative to the config file when they exist there."""
+    """Relative file names in parameters are relative to the config file when they exist there
+    (a file of the same name in the current directory does not shadow it); else as given."""
     if not isinstance(value, str) or not value.lower().endswith(_FILE_SUFFIXES):
         return value
     p = Path(value)
     if p.is_absolute() or config_path.startswith("<"):
         return value
     beside = Path(config_path).parent / p
-    return str(beside) if beside.exists() and not p.exists() else value
+    return str(beside) if beside.exists() else value
 
 
 def _accepted_kwargs(cls: type) -> set[str] | None:

@@ -52,6 +52,9 @@ class SourceConfig:
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
+    max_frame_bytes: int = 1 << 30  # larger frames are refused by ZeroMQ before receipt
+    curve_server_key: str | None = None  # CURVE: the source's public key file (`beamstream keys`)
+    curve_client_key: str | None = None  # CURVE: this client's secret key file
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, Snapshot
 from beamstream.status import RunStatus, format_status_line
 from beamstream.streamer.ratelog import RateLimitedLog
-from beamstream.streamer.receiver import Receiver
+from beamstream.streamer.receiver import Receiver, receiver_for
 from beamstream.streamer.train import Train
 
 __all__ = ["Runner"]
@@ -122,7 +122,7 @@ class Runner:
                 yield train
             return
         src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        self.receiver = receiver_for(self.config)
         idle_since = time.monotonic()
         while not self.receiver.closed:
             train = self.receiver.get(timeout=0.2)

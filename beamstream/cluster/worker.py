@@ -17,7 +17,7 @@ from typing import Any
 from beamstream.cluster.partial import Accumulation, Partial
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.receiver import Receiver
+from beamstream.streamer.receiver import Receiver, receiver_for
 
 __all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_finish"]
 
@@ -53,8 +53,7 @@ class LiveWorker:
 
     def run(self) -> dict[str, Any]:
         """Receive and process until `stop`; returns the receiver's final stats."""
-        src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        self.receiver = receiver_for(self.config)
         try:
             while not self._stop.is_set():
                 train = self.receiver.get(timeout=0.2)

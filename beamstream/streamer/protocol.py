@@ -51,6 +51,9 @@ class DecodeLimits:
     max_container_len: int = 1 << 20  # elements of one msgpack array or map
     max_legacy_bytes: int = 1 << 31  # a protocol 1.0 frame (arrays are inside it)
     max_ndim: int = 32
+    #: any one frame; receivers set ZeroMQ's maximum message size to it, so a larger frame is
+    #: refused by ZeroMQ before it is received (the peer is disconnected and reconnects)
+    max_frame_bytes: int = 1 << 30
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -252,6 +255,11 @@ def decode_train(frames: Sequence[Any], limits: DecodeLimits = DEFAULT_LIMITS) -
         raise MalformedMessage("empty message", "zero frames")
     bufs = [_buffer(f) for f in frames]
     nbytes = sum(len(b) for b in bufs)
+    big = max(len(b) for b in bufs)
+    if big > limits.max_frame_bytes:
+        raise MalformedMessage(
+            "oversized", f"a frame of {big} bytes exceeds {limits.max_frame_bytes}"
+        )
     if n == 1:
         return _decode_legacy(bufs[0], limits, nbytes)
     if n % 2:

@@ -11,6 +11,8 @@ from typing import Any
 
 import zmq
 
+from beamstream.config import PipelineConfig
+from beamstream.streamer.curve import CurveClient, curve_client_for
 from beamstream.streamer.gaps import GapCounter
 from beamstream.streamer.protocol import (
     DEFAULT_LIMITS,
@@ -21,8 +23,9 @@ from beamstream.streamer.protocol import (
 from beamstream.streamer.ratelog import RateLimitedLog
 from beamstream.streamer.sender import normalize_endpoint
 from beamstream.streamer.train import Train
+from beamstream.streamer.watch import ConnectionWatch
 
-__all__ = ["Receiver", "POLICIES", "CLIENT_SOCKETS"]
+__all__ = ["Receiver", "POLICIES", "CLIENT_SOCKETS", "receiver_for"]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,9 @@ _POLL_MS = 100
 _RATE_WINDOW_S = 2.0
 
 
-class _RequestTimeout(Exception):
-    """No reply to a REQ request in time: the socket is rebuilt."""
+class _Rebuild(Exception):
+    """The socket must be rebuilt: no reply to a REQ request in time, or a connection that
+    ZeroMQ gave up (after a protocol error such as an oversized frame)."""
 
 
 class Receiver:
@@ -61,8 +65,12 @@ class Receiver:
         again (a restarted source loses the pending request).
     hwm
         Receive high-water mark of the socket (messages).
+    curve
+        CURVE keys (`beamstream.streamer.curve.CurveClient`): encrypted, authenticated link to
+        a source serving with the matching server key; None (default): plain ZeroMQ.
     limits
-        Size limits applied while decoding.
+        Size limits applied while decoding; ``max_frame_bytes`` is also ZeroMQ's maximum message
+        size on the socket, so an oversized frame is refused before it is received.
     """
 
     def __init__(
@@ -77,6 +85,7 @@ class Receiver:
         limits: DecodeLimits = DEFAULT_LIMITS,
         context: zmq.Context | None = None,
         start: bool = True,
+        curve: CurveClient | None = None,
     ):
         kind = socket.upper()
         if kind not in CLIENT_SOCKETS:
@@ -100,6 +109,7 @@ class Receiver:
         self.request_timeout = request_timeout
         self.hwm = hwm
         self.limits = limits
+        self.curve = curve
         self._ctx = context or zmq.Context.instance()
         self._queue: collections.deque[Train] = collections.deque()
         self._cond = threading.Condition()
@@ -112,6 +122,8 @@ class Receiver:
         self._first_tid: int | None = None
         self._last_tid: int | None = None
         self._gaps = GapCounter()
+        self._watch: ConnectionWatch | None = None
+        self._watch_at = 0.0
         self._started = time.monotonic()
         self._badlog = RateLimitedLog(log, interval=5.0)
         self._thread = threading.Thread(
@@ -200,11 +212,21 @@ class Receiver:
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(CLIENT_SOCKETS[self.kind])
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, int(self.limits.max_frame_bytes))
+        if self.curve is not None:
+            self.curve.apply(sock)
         sock.set_hwm(self.hwm)
         if self.kind == "SUB":
             sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._watch = ConnectionWatch(sock, self.endpoint)
         sock.connect(self.endpoint)
         return sock
+
+    def _close_socket(self, sock: zmq.Socket) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        sock.close(linger=0)
 
     def _run(self) -> None:
         sock = None
@@ -215,10 +237,13 @@ class Receiver:
                     if sock is None:
                         sock, pending_since = self._connect(), None
                     pending_since = self._step(sock, pending_since)
-                except _RequestTimeout:
-                    sock.close(linger=0)  # a REQ socket cannot re-ask; rebuild it
+                except _Rebuild as why:
+                    self._close_socket(sock)  # a REQ socket cannot re-ask; rebuild it
                     sock = None
                     self._counts["reconnects"] += 1
+                    if str(why):
+                        with self._cond:
+                            self._dropped[str(why)] += 1
                     self._gaps.restart()  # a restarted source may start a new id sequence
                 except Exception as e:  # any failure is counted; only `close` ends the thread
                     kind = type(e).__name__
@@ -226,12 +251,12 @@ class Receiver:
                         self._dropped[f"error:{kind}"] += 1
                     self._badlog.error(kind, "receiver %s: %s: %s", self.endpoint, kind, e)
                     if sock is not None and isinstance(e, zmq.ZMQError):
-                        sock.close(linger=0)  # rebuilt on the next turn
+                        self._close_socket(sock)  # rebuilt on the next turn
                         sock = None
                     time.sleep(_POLL_MS / 1000)
         finally:
             if sock is not None:
-                sock.close(linger=0)
+                self._close_socket(sock)
             self._stop.set()
             with self._cond:
                 self._cond.notify_all()
@@ -243,12 +268,15 @@ class Receiver:
                 return None
             sock.send(b"next")
             pending_since = time.monotonic()
+        now = time.monotonic()
+        if now >= self._watch_at:
+            self._watch_at = now + _POLL_MS / 1000
+            if self._watch is not None and self._watch.check(now):
+                log.warning("connection to %s dropped by ZeroMQ: reconnecting", self.endpoint)
+                raise _Rebuild("lost:connection dropped (oversized or invalid frame)")
         if not sock.poll(_POLL_MS, zmq.POLLIN):
-            if (
-                pending_since is not None
-                and time.monotonic() - pending_since > self.request_timeout
-            ):
-                raise _RequestTimeout
+            if pending_since is not None and now - pending_since > self.request_timeout:
+                raise _Rebuild("")
             return pending_since
         frames = sock.recv_multipart(copy=False)
         self._handle(frames)
@@ -272,6 +300,8 @@ class Receiver:
             return
         train.received_at = now
         self._gaps.see(train.train_id)
+        if self._watch is not None:
+            self._watch.train(now)
         self._note_sources(train, now)
         self._enqueue(train)
 
@@ -324,3 +354,18 @@ class Receiver:
     def _trim_window(self, now: float) -> None:
         while len(self._window) > 2 and now - self._window[0][0] > _RATE_WINDOW_S:
             self._window.popleft()
+
+
+def receiver_for(config: PipelineConfig, start: bool = True) -> Receiver:
+    """The `Receiver` of a pipeline's ``[source]``: endpoint, socket, queue, policy, frame-size
+    limit and CURVE keys (key files relative to the config file)."""
+    src = config.source
+    return Receiver(
+        src.endpoint,
+        src.socket,
+        queue=src.queue,
+        policy=src.policy,
+        limits=DecodeLimits(max_frame_bytes=src.max_frame_bytes),
+        curve=curve_client_for(config),
+        start=start,
+    )

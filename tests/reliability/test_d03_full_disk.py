@@ -69,7 +69,9 @@ def test_full_disk_run(tmp_path: Path, endpoint: str, processes, subprocess_env,
     assert proc.returncode == (0 if space_returns else 1), text  # never a crash (-11)
     assert "write errors {'EFBIG':" in text
     failed = sum(int(x) for x in re.findall(r"'E[A-Z]+': (\d+)", text))
-    assert failed >= 5 and text.count("Traceback") <= 12  # bounded: no traceback per write
+    abandoned = text.count("abandoned after a write error")
+    # bounded: no traceback per failed write; HDF5 reports a few when a records file is given up
+    assert failed >= 5 and text.count("Traceback") <= 2 + 8 * abandoned
     assert not list(tmp_path.glob("out.h5.tmp-*"))  # no debris
     if space_returns:
         rf = read_results_file(tmp_path / "out.h5")

@@ -191,9 +191,13 @@ class Receiver:
             }
 
     def close(self) -> None:
-        """Stop the thread and close the socket; queued trains are discarded."""
+        """Stop the thread and close the socket; trains still queued are discarded and counted
+        (``lost:queued at stop``)."""
         self._stop.set()
         with self._cond:
+            if self._queue:
+                self._dropped["lost:queued at stop"] += len(self._queue)
+                self._queue.clear()
             self._cond.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
@@ -326,6 +330,7 @@ class Receiver:
                     while len(self._queue) >= self.maxlen and not self._stop.is_set():
                         self._cond.wait(_POLL_MS / 1000)
                     if self._stop.is_set():
+                        self._dropped["lost:queued at stop"] += 1
                         return
             self._queue.append(train)
             self._cond.notify_all()

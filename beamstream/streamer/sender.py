@@ -23,6 +23,8 @@ _POLL_MS = 100
 #: largest request a REP sender accepts (``next`` is 4 bytes), and how much of a bad one it echoes
 _MAX_REQUEST_BYTES = 4096
 _ECHO_BYTES = 64
+#: messages still read by ZeroMQ when their sender closed: kept alive until the process ends
+_IN_FLIGHT: list[Any] = []
 
 
 def normalize_endpoint(endpoint: str, port: int = 4545) -> str:
@@ -77,6 +79,7 @@ class Sender:
         self.protocol = protocol
         self.sent = 0
         self.bad_requests = 0
+        self._inflight: list[zmq.Frame] = []
         self._badlog = RateLimitedLog(log, interval=10.0)
         # with CURVE authentication, a context of its own (its authenticator serves it alone)
         self._own_ctx = curve is not None and curve.authorized is not None and context is None
@@ -108,14 +111,18 @@ class Sender:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.kind == "REP" and not self._await_next(deadline):
             return False
-        if self.kind == "PUB":
-            self._sock.send_multipart(frames, copy=False)
-            self.sent += 1
-            return True
-        while not self._sock.poll(self._poll_ms(deadline), zmq.POLLOUT):
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-        self._sock.send_multipart(frames, copy=False)
+        if self.kind != "PUB":
+            while not self._sock.poll(self._poll_ms(deadline), zmq.POLLOUT):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        # zero-copy: ZeroMQ sends large parts from the arrays' memory (smaller ones are copied);
+        # their trackers tell when it is done with them
+        parts = [
+            zmq.Frame(f, copy=False, track=True) if len(f) >= zmq.COPY_THRESHOLD else f
+            for f in frames
+        ]
+        self._sock.send_multipart(parts, copy=False)
+        self._inflight = [p for p in parts if isinstance(p, zmq.Frame)]
         self.sent += 1
         return True
 
@@ -136,6 +143,22 @@ class Sender:
             more = b"..." if len(request) > _ECHO_BYTES else b""
             self._sock.send(b"Error: bad request " + request[:_ECHO_BYTES] + more)
 
+    def _release(self, patience: float) -> None:
+        """Wait (up to ``patience`` s) until ZeroMQ no longer reads the last message's memory.
+
+        Messages are sent zero-copy; freeing their arrays (e.g. at interpreter exit) while
+        ZeroMQ's I/O thread still writes them aborted the process (``Bad address``).
+        """
+        frames, self._inflight = self._inflight, []
+        deadline = time.monotonic() + max(patience, 0.0) + 0.5
+        for frame in frames:
+            try:
+                frame.tracker.wait(max(0.0, deadline - time.monotonic()))
+            except zmq.NotDone:
+                _IN_FLIGHT.append(frames)  # never freed: ZeroMQ may still read them
+                log.warning("%s: the last message had not left when closing", self.endpoint)
+                return
+
     @staticmethod
     def _poll_ms(deadline: float | None) -> int:
         if deadline is None:
@@ -152,6 +175,7 @@ class Sender:
 
     def _close(self, linger: int) -> None:
         self._sock.close(linger=linger)
+        self._release(linger / 1000)
         if self._auth is not None:
             self._auth.stop()
             self._auth = None

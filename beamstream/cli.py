@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "beamstream.tools.monitor",
     "beamstream.replay.cli",
     "beamstream.tools.merge_cmd",
+    "beamstream.tools.keys_cmd",
     "beamstream.sinks.dashboard.cli",
     "beamstream.processors.rixs.cli",
 )

@@ -13,6 +13,7 @@ the server admits).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -34,6 +35,8 @@ __all__ = [
     "load_key",
     "curve_client_for",
     "curve_available",
+    "add_server_arguments",
+    "server_from_args",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,3 +163,28 @@ def curve_client_for(config: PipelineConfig) -> CurveClient | None:
         )
     base = Path(config.path).parent if not config.path.startswith("<") else Path()
     return CurveClient.from_files(base / src.curve_server_key, base / src.curve_client_key)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--curve-secret`` and ``--curve-clients`` for commands that serve trains."""
+    parser.add_argument(
+        "--curve-secret",
+        metavar="FILE",
+        help="serve with CURVE encryption using this server secret key file (made by "
+        "`beamstream keys DIR`: DIR/server.key_secret); clients need DIR/server.key",
+    )
+    parser.add_argument(
+        "--curve-clients",
+        metavar="DIR",
+        help="with --curve-secret: admit only clients whose public key file is in DIR "
+        "(e.g. DIR/authorized from `beamstream keys`)",
+    )
+
+
+def server_from_args(args: argparse.Namespace) -> CurveServer | None:
+    """The `CurveServer` of parsed `add_server_arguments` options (None: CURVE off)."""
+    if args.curve_secret is None:
+        if args.curve_clients is not None:
+            raise ValueError("--curve-clients needs --curve-secret")
+        return None
+    return CurveServer.from_files(args.curve_secret, args.curve_clients)

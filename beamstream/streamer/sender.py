@@ -90,6 +90,8 @@ class Sender:
         if kind == "REP":  # requests are a few bytes: larger ones are refused by ZeroMQ
             self._sock.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
         self._auth = curve.apply(self._sock) if curve is not None else None
+        if self._auth is not None:  # with ZAP, a receive high-water mark of 1 stalls REP
+            self._sock.setsockopt(zmq.RCVHWM, max(hwm, 2))
         addr = normalize_endpoint(endpoint)
         try:
             if addr.startswith("tcp://") and addr.endswith(":0"):

@@ -18,8 +18,6 @@ records that fall out of the hub's bounded buffer before the sink reads them are
 from __future__ import annotations
 
 import collections
-import contextlib
-import glob
 import logging
 import os
 import platform
@@ -35,7 +33,6 @@ import numpy as np
 
 import beamstream
 from beamstream.processors.base import Result
-from beamstream.sinks.appendfile import AppendFile
 from beamstream.sinks.base import Sink
 from beamstream.sinks.epochs import epoch_summary, write_closed_epochs
 from beamstream.sinks.h5layout import (
@@ -48,8 +45,8 @@ from beamstream.sinks.h5layout import (
     write_tree,
 )
 from beamstream.sinks.hub import Hub, Snapshot
-from beamstream.sinks.records import RecordsWriter
-from beamstream.sinks.writeguard import WriteGuard
+from beamstream.sinks.records_out import RecordsOutput, records_path_for
+from beamstream.sinks.writeguard import WriteGuard, remove_stale_temporaries
 
 __all__ = [
     "HDF5Sink",
@@ -67,9 +64,6 @@ log = logging.getLogger(__name__)
 FORMAT = "beamstream-results/1"
 #: the train-id value meaning "no train" in provenance datasets (train ids are uint64)
 NO_TRAIN = (1 << 64) - 1
-#: seconds before a new records file is tried after a write error broke the previous one
-_RECORDS_RETRY_S = 5.0
-_RECORDS_RETRY_MAX_S = 300.0
 
 
 def iso(t: float | None) -> str:
@@ -134,19 +128,6 @@ def combine_segments(segments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             c.update(s.get(key, {}))
         out[key] = dict(c)
     return out
-
-
-def records_path_for(path: str | os.PathLike[str], taken: Sequence[str] = ()) -> Path:
-    """``run.h5`` -> ``run.records.h5`` (``run.records-2.h5`` ... when that name is taken)."""
-    p = Path(path)
-    stem = p.name[: -len(p.suffix)] if p.suffix in (".h5", ".hdf5", ".nxs") else p.name
-    names = {Path(t).name for t in taken}
-    k = 1
-    while True:
-        name = f"{stem}.records.h5" if k == 1 else f"{stem}.records-{k}.h5"
-        if name not in names:
-            return p.with_name(name)
-        k += 1
 
 
 def _write_counts(group: h5py.Group, name: str, counts: Mapping[str, int]) -> None:
@@ -304,22 +285,17 @@ class HDF5Sink(Sink):
         self.compression = compression_kwargs(compression)
         self.fsync = bool(fsync)
         self.min_interval = float(min_interval)
-        self.records_missed = 0
-        self.records_lost = 0  # rows written to a records file abandoned after a write error
         self._segments: list[dict[str, Any]] = []
-        self._records_files: list[str] = []
-        self._writer: RecordsWriter | None = None
-        self._file: AppendFile | None = None
-        self._rec_seq = 0
         self._last_write = 0.0
         self._config_text = ""
         self._config_path = ""
-        self._records_rows: dict[str, int] = {}
         self._epochs: list[dict[str, Any]] = []  # closed epochs (before resets)
-        self._records_broken_at: float | None = None
-        self._records_retry_s = _RECORDS_RETRY_S / 2
         self.guard = WriteGuard(str(self.path), final_retry_s=float(final_retry))
-        self._records_guard = WriteGuard(f"{self.path} records", final_retry_s=0.0)
+        self._records = RecordsOutput(self.path)
+
+    @property
+    def records_missed(self) -> int:
+        return self._records.missed
 
     def resume_from(
         self,
@@ -332,10 +308,7 @@ class HDF5Sink(Sink):
         with the rows of each that its states hold, and its closed epochs)."""
         self._epochs = [dict(e) for e in closed_epochs]
         self._segments = [dict(s) for s in segments]
-        self._records_files = list(records_files)
-        for name, rows in zip(self._records_files, records_rows, strict=False):
-            if rows is not None:
-                self._records_rows[name] = int(rows)
+        self._records.resume(records_files, records_rows)
 
     def open(self, hub: Hub) -> None:
         self._config_text = hub.config_text
@@ -344,59 +317,7 @@ class HDF5Sink(Sink):
         remove_stale_temporaries(self.path)
         hub.info["hdf5_path"] = str(self.path)
         if self.records:
-            self._open_records()
-
-    def _open_records(self) -> None:
-        """Start a records file (a new one after a write error broke the previous one)."""
-        taken = [str(self.path.parent / r) for r in self._records_files]
-        rpath = records_path_for(self.path, taken)
-        attrs = {"beamstream_format": "beamstream-records/2", "results_file": self.path.name}
-        opened: list[AppendFile] = []
-        if not self._records_guard.attempt(lambda: opened.append(AppendFile(rpath, attrs))):
-            self._records_broken_at = time.monotonic()
-            return
-        self._file = opened[0]
-        self._writer = RecordsWriter(self._file)
-        self._records_files.append(rpath.name)
-        self._records_rows[rpath.name] = 0
-        self._records_broken_at = None
-
-    def _append_records(self, snapshot: Snapshot) -> None:
-        """The records of the trains in ``snapshot`` ; a write error abandons the records file
-        (its complete rows stay readable) and a new one is started after a pause."""
-        if self._hub is None or not self.records:
-            return
-        if self._writer is None:
-            broken = self._records_broken_at
-            if broken is None or time.monotonic() - broken < self._records_retry_s:
-                if not snapshot.final:
-                    return
-            self._open_records()
-            if self._writer is None:
-                return
-        recs, seq, missed = self._hub.records_since(self._rec_seq, upto=snapshot.records_seq)
-        writer = self._writer
-        if not self._records_guard.attempt(lambda: writer.append(recs)):
-            self._abandon_records()
-            return
-        self._rec_seq = seq
-        self._records_retry_s = _RECORDS_RETRY_S / 2
-        if missed:
-            self.records_missed += missed
-            log.warning("hdf5 sink fell behind: %d per-train records dropped", missed)
-        self._records_rows[self._records_files[-1]] = writer.rows
-
-    def _abandon_records(self) -> None:
-        """Give up a records file after a write error: HDF5 leaves it truncated (unreadable), so
-        its rows are counted as lost and readers skip it (0 rows held)."""
-        if self._writer is not None:
-            self.records_lost += self._writer.rows
-            self._records_rows[self._records_files[-1]] = 0
-        if self._file is not None:
-            self._file.abandon()
-        self._file = self._writer = None
-        self._records_broken_at = time.monotonic()
-        self._records_retry_s = min(2 * self._records_retry_s, _RECORDS_RETRY_MAX_S)
+            self._records.open()
 
     def _collect_epochs(self) -> None:
         if self._hub is None:
@@ -407,24 +328,22 @@ class HDF5Sink(Sink):
                 self._epochs.append(epoch_summary(snap))
 
     def write(self, snapshot: Snapshot) -> None:
-        self._append_records(snapshot)
+        if self.records and self._hub is not None:
+            self._records.append(self._hub, snapshot)
         self._collect_epochs()
         now = time.monotonic()
         if not snapshot.final and now - self._last_write < self.min_interval:
             return
         self._last_write = now
-        segment = segment_from_status(
-            snapshot.status,
-            snapshot.time,
-            self._records_files[-1:] and self._records_files[-1] or "",
-        )
-        segment["records_rows"] = dict(self._records_rows)
+        rec = self._records
+        segment = segment_from_status(snapshot.status, snapshot.time, (rec.files or [""])[-1])
+        segment["records_rows"] = dict(rec.rows)
         extra = {
-            "records_missed": self.records_missed,
-            "records_lost": self.records_lost,
-            "records_rows": self._writer.rows if self._writer else 0,
-            "records_warnings": dict(self._writer.warnings) if self._writer else {},
-            "write_errors": dict(self.guard.errors + self._records_guard.errors),
+            "records_missed": rec.missed,
+            "records_lost": rec.lost,
+            "records_rows": rec.writer.rows if rec.writer else 0,
+            "records_warnings": dict(rec.writer.warnings) if rec.writer else {},
+            "write_errors": dict(self.guard.errors + rec.guard.errors),
             "status": snapshot.status,
         }
         self.guard.attempt(
@@ -441,7 +360,7 @@ class HDF5Sink(Sink):
                     "epoch": snapshot.epoch,
                     "final": snapshot.final,
                 },
-                records_files=self._records_files,
+                records_files=rec.files,
                 extra=extra,
                 compression=self.compression,
                 fsync=self.fsync,
@@ -454,38 +373,11 @@ class HDF5Sink(Sink):
         """Write errors by reason, and whether the final snapshot reached the file."""
         return {
             "path": str(self.path),
-            "write_errors": dict(self.guard.errors + self._records_guard.errors),
+            "write_errors": dict(self.guard.errors + self._records.guard.errors),
             "final_written": self.guard.final_written,
-            "records_missed": self.records_missed,
-            "records_lost": self.records_lost,
+            "records_missed": self._records.missed,
+            "records_lost": self._records.lost,
         }
 
     def close(self) -> None:
-        if self._file is not None:
-            if not self._records_guard.attempt(self._file.close):
-                self._file.abandon()
-            self._file = None
-
-
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove ``<path>.tmp-<pid>`` files left by killed writers (whose process is gone)."""
-    removed = []
-    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
-            continue
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            removed.append(tmp)
-            log.info("removed %s, left by a killed writer", tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        self._records.close()

@@ -10,16 +10,20 @@ written is recorded, so the run can say so and exit non-zero.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
+import glob
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from beamstream.streamer.ratelog import RateLimitedLog
 
-__all__ = ["WriteGuard", "error_reason"]
+__all__ = ["WriteGuard", "error_reason", "remove_stale_temporaries"]
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +102,27 @@ class WriteGuard:
     @property
     def failed(self) -> int:
         return sum(self.errors.values())
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove ``<path>.tmp-<pid>`` files left by killed writers (whose process is gone)."""
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+            log.info("removed %s, left by a killed writer", tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,6 +7,7 @@ reset happens, and the data of the closed epoch stays in the results file.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -42,10 +43,13 @@ status_interval = 100
 """
 
 
-def _click_reset(url: str, token: str | None = None) -> None:
+def _click_reset(url: str, token: str | None = None, secret: str = "") -> None:
     """What a hostile local process does: a session of its own, and the reset button's click."""
     args = {} if token is None else {"token": token}
     with pull_session(url=url, arguments=args) as session:
+        if secret and token != secret:  # the token is nowhere in what the session sees
+            time.sleep(0.5)
+            assert secret not in json.dumps(session.document.to_json(), default=str)
         button = session.document.select_one({"name": "reset"})
         session.document.callbacks.send_event(ButtonClick(button))
         session.push()  # let the event reach the server
@@ -60,7 +64,8 @@ def test_reset_needs_the_token(free_port) -> None:
     try:
         sink.serve(hub)
         plain = sink.server.url
-        _click_reset(plain)
+        assert sink.token not in str(hub.info)  # hub info is shown on pages and stored in files
+        _click_reset(plain, secret=sink.token)
         assert calls == [] and sink.refused_resets >= 1
         assert sink.control_url.startswith(plain) and "token=" in sink.control_url
         _click_reset(plain, "wrong")

@@ -184,8 +184,7 @@ class DashboardSink(Sink):
             log.warning("%s; serving the dashboard on a free port instead", e)
             self.server.requested_port = 0
             url = self.server.start()
-        hub.info["dashboard_url"] = url
-        hub.info["dashboard_control_url"] = self.control_url
+        hub.info["dashboard_url"] = url  # (never the control URL: hub info is shown and stored)
         if self.out is not None:
             self.out.write(f"beamstream dashboard: {self.control_url}\n")
             self.out.flush()

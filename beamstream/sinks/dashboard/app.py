@@ -140,7 +140,7 @@ class DashboardApp:
     # -- layout -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.reset_button = Button(
-            label="reset accumulation",
+            label="reset accumulation" if self.reset_allowed else "reset: needs the run's URL",
             button_type="warning",
             width=170,
             disabled=self.on_reset is None or not self.reset_allowed,

@@ -69,7 +69,7 @@ def test_receiver_consumes_karabo_bridge_simulator(
             m["timestamp"], abs=1e-5
         )
         assert t.timestamp == m["timestamp"] and abs(t.timestamp - time.time()) < 60
-    assert stats["dropped"].keys() <= {"overload"}
+    assert stats["dropped"].keys() <= {"overload", "lost:gap"}  # SUB: ZeroMQ drops, counted
     assert not any(k.startswith("malformed") for k in stats["dropped"])
 
 

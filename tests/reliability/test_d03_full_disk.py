@@ -39,7 +39,10 @@ def _limited(limit: int):  # noqa: ANN202 - a preexec function
 
 def _start_run(tmp_path: Path, endpoint: str, processes, env, limit: int, n: int):  # noqa: ANN001, ANN202
     cfg = tmp_path / "p.toml"
-    cfg.write_text(CONFIG.replace("tcp://127.0.0.1:4545", endpoint))
+    sink = '[[sinks]]\ntype = "hdf5"\nfinal_retry = 1.0\n'  # -o sets its path
+    cfg.write_text(
+        CONFIG.replace("tcp://127.0.0.1:4545", endpoint).replace("[run]", sink + "[run]")
+    )
     argv = [sys.executable, "-m", "beamstream", "run", str(cfg), "-o", str(tmp_path / "out.h5")]
     argv += ["-q", "--no-dashboard", "--trains", str(n)]
     return processes.start(argv, env=env, preexec_fn=_limited(limit))

@@ -174,7 +174,7 @@ class RawReader(Reader):
             for ag in sg.get("arrays", {}).values():
                 lengths += [len(ag["count"])] + ([len(ag["crc"])] if "crc" in ag else [])
         n = min(lengths)  # a killed writer may have extended some datasets only
-        self.train_ids = f["index/train_id"][:n].astype(np.int64)
+        self.train_ids = f["index/train_id"][:n].astype(np.uint64)  # train ids are unsigned 64-bit
         self.timestamps = f["index/timestamp"][:n]
         self._sources: dict[str, tuple[_Blob, _Blob, list[_Array]]] = {}
         for name, sg in sources.items():

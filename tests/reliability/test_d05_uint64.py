@@ -50,3 +50,17 @@ def test_train_id_beyond_uint64_is_malformed() -> None:
         decode_train(frames)
     except MalformedMessage as e:
         assert e.reason == "no train id"
+
+
+def test_recordings_replay_train_ids_beyond_int64(tmp_path: Path) -> None:
+    from beamstream.replay.raw import RawReader
+    from beamstream.sinks.recorder import RawWriter
+
+    trains = [decode_train(encode_train(t)) for t in _big_trains(4)]
+    w = RawWriter(tmp_path / "raw.h5")
+    w.write(trains)
+    w.close()
+    with RawReader(tmp_path / "raw.h5", trains=f"id:{BIG + 1}:{BIG + 3}") as reader:
+        back = list(reader)
+    assert [t.train_id for t in back] == [BIG + 1, BIG + 2]
+    assert decode_train(encode_train(back[0])).train_id == BIG + 1

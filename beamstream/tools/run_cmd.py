@@ -141,6 +141,9 @@ def report_sink_health(health: dict[str, dict[str, Any]]) -> int:
     for name, h in health.items():
         if h.get("write_errors"):
             print(f"{name}: write errors {h['write_errors']}")
+        lost = {k: h[k] for k in ("records_missed", "records_lost") if h.get(k)}
+        if lost:
+            print(f"{name}: per-train records not written: {lost}")
         if h.get("final_written") is False:
             print(f"{name}: the final results could NOT be written to {h.get('path', '?')}")
             code = 1

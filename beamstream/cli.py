@@ -20,7 +20,7 @@ SUBCOMMANDS = (
     "beamstream.tools.run_cmd",
     "beamstream.tools.check",
     "beamstream.tools.reprocess_cmd",
-    "beamstream.streamer.simulate.cli",
+    "beamstream.simulate.cli",
     "beamstream.tools.monitor",
     "beamstream.replay.cli",
     "beamstream.tools.merge_cmd",
@@ -76,7 +76,7 @@ def _exit_status(code: int) -> int:
     """``code``; but when a file had to be abandoned after a write error (a full disk), exit
     at once: HDF5's clean-up at exit would retry its failed writes and can crash the process.
     Every other file is closed by then."""
-    appendfile = sys.modules.get("beamstream.sinks.appendfile")
+    appendfile = sys.modules.get("beamstream.formats.appendfile")
     broken = appendfile.broken_files() if appendfile is not None else []
     if broken:
         logging.getLogger(__name__).warning(

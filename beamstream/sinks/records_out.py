@@ -1,6 +1,6 @@
 """`RecordsOutput`: the hdf5 sink's per-train records files, robust to write errors.
 
-Records go to ``<stem>.records.h5`` (SWMR, `beamstream.sinks.records.RecordsWriter`). Each
+Records go to ``<stem>.records.h5`` (SWMR, `beamstream.formats.records.RecordsWriter`). Each
 snapshot's records are appended up to that snapshot's trains, and `rows` tells how many rows of
 each records file the snapshot's states account for (stored in the results file, so readers never
 see rows twice after a resume). A write error (a full disk) abandons the file: HDF5 leaves it
@@ -16,31 +16,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from beamstream.sinks.appendfile import AppendFile
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.records import RecordsWriter
+from beamstream.formats.results_writer import records_path_for
 from beamstream.sinks.hub import Hub, Snapshot
-from beamstream.sinks.records import RecordsWriter
 from beamstream.sinks.writeguard import WriteGuard
 
-__all__ = ["RecordsOutput", "records_path_for"]
+__all__ = ["RecordsOutput"]
 
 log = logging.getLogger(__name__)
 
 _RETRY_S = 5.0
 _RETRY_MAX_S = 300.0
 FORMAT = "beamstream-records/2"
-
-
-def records_path_for(path: str | Path, taken: Sequence[str] = ()) -> Path:
-    """``run.h5`` -> ``run.records.h5`` (``run.records-2.h5`` ... when that name is taken)."""
-    p = Path(path)
-    stem = p.name[: -len(p.suffix)] if p.suffix in (".h5", ".hdf5", ".nxs") else p.name
-    names = {Path(t).name for t in taken}
-    k = 1
-    while True:
-        name = f"{stem}.records.h5" if k == 1 else f"{stem}.records-{k}.h5"
-        if name not in names:
-            return p.with_name(name)
-        k += 1
 
 
 class RecordsOutput:

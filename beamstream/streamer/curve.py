@@ -26,7 +26,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 if TYPE_CHECKING:
-    from beamstream.config import PipelineConfig
+    from beamstream.config import SourceConfig
 
 __all__ = [
     "CurveClient",
@@ -149,20 +149,17 @@ def generate_keys(directory: str | os.PathLike[str], clients: int = 1) -> dict[s
     return out
 
 
-def curve_client_for(config: PipelineConfig) -> CurveClient | None:
-    """The CURVE client keys of a pipeline's ``[source]`` (None: CURVE off).
+def curve_client_for(source: SourceConfig, path: str = "<string>") -> CurveClient | None:
+    """The CURVE client keys of a ``[source]`` table (None: CURVE off).
 
-    Relative key paths are relative to the config file.
+    Relative key paths are relative to the config file at ``path``.
     """
-    src = config.source
-    if src.curve_server_key is None and src.curve_client_key is None:
+    if source.curve_server_key is None and source.curve_client_key is None:
         return None
-    if src.curve_server_key is None or src.curve_client_key is None:
-        raise ValueError(
-            f"{config.path}: source: curve_server_key and curve_client_key go together"
-        )
-    base = Path(config.path).parent if not config.path.startswith("<") else Path()
-    return CurveClient.from_files(base / src.curve_server_key, base / src.curve_client_key)
+    if source.curve_server_key is None or source.curve_client_key is None:
+        raise ValueError(f"{path}: source: curve_server_key and curve_client_key go together")
+    base = Path(path).parent if not path.startswith("<") else Path()
+    return CurveClient.from_files(base / source.curve_server_key, base / source.curve_client_key)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import zmq
 
-from beamstream.config import PipelineConfig
+from beamstream.config import PipelineConfig, SourceConfig
 from beamstream.streamer.curve import CurveClient, curve_client_for
 from beamstream.streamer.gaps import GapCounter
 from beamstream.streamer.protocol import (
@@ -25,7 +25,7 @@ from beamstream.streamer.sender import normalize_endpoint
 from beamstream.streamer.train import Train
 from beamstream.streamer.watch import ConnectionWatch
 
-__all__ = ["Receiver", "POLICIES", "CLIENT_SOCKETS", "receiver_for"]
+__all__ = ["Receiver", "POLICIES", "CLIENT_SOCKETS", "receiver_for", "receiver_options"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Receiver:
         self,
         endpoint: str,
         socket: str = "REQ",
+        *,
         queue: int = 4,
         policy: str | None = None,
         timeout: float | None = None,
@@ -361,16 +362,18 @@ class Receiver:
             self._window.popleft()
 
 
+def receiver_options(source: SourceConfig, path: str = "<string>") -> dict[str, Any]:
+    """`Receiver` keywords of a ``[source]`` table: queue, policy, frame-size limit and CURVE
+    keys (key files relative to the config file at ``path``)."""
+    return {
+        "queue": source.queue,
+        "policy": source.policy,
+        "limits": DecodeLimits(max_frame_bytes=source.max_frame_bytes),
+        "curve": curve_client_for(source, path),
+    }
+
+
 def receiver_for(config: PipelineConfig, start: bool = True) -> Receiver:
-    """The `Receiver` of a pipeline's ``[source]``: endpoint, socket, queue, policy, frame-size
-    limit and CURVE keys (key files relative to the config file)."""
+    """The `Receiver` of a pipeline's ``[source]`` (see `receiver_options`)."""
     src = config.source
-    return Receiver(
-        src.endpoint,
-        src.socket,
-        queue=src.queue,
-        policy=src.policy,
-        limits=DecodeLimits(max_frame_bytes=src.max_frame_bytes),
-        curve=curve_client_for(config),
-        start=start,
-    )
+    return Receiver(src.endpoint, src.socket, start=start, **receiver_options(src, config.path))

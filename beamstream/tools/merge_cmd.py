@@ -11,8 +11,8 @@ def untrusted_processors(inputs: list[str]) -> dict[str, list[str]]:
     """Per input file, the processor types in its stored config that are not registered
     plug-ins (dotted ``package.module:Class`` paths): merging would import and run them."""
     from beamstream.config import parse_config
+    from beamstream.formats.results import read_results_file
     from beamstream.processors.registry import available
-    from beamstream.sinks.results import read_results_file
 
     registered = set(available()) | set(available().values())
     out: dict[str, list[str]] = {}
@@ -26,7 +26,7 @@ def untrusted_processors(inputs: list[str]) -> dict[str, list[str]]:
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from beamstream.sinks.results import merge_results
+    from beamstream.formats.results import merge_results
 
     if not args.trust:
         untrusted = untrusted_processors(args.inputs)

@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from beamstream.sinks import h5layout
-from beamstream.sinks.results import read_records, read_results_file
+from beamstream.formats import h5layout
+from beamstream.formats.results import read_records, read_results_file
 from beamstream.sinks.writeguard import WriteGuard, error_reason
 from tests.conftest import wait_for
 from tests.replay.synth import CONFIG, make_trains

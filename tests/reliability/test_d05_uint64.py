@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from beamstream.sinks.results import read_records, read_results_file
+from beamstream.formats.results import read_records, read_results_file
 from beamstream.streamer.protocol import MalformedMessage, decode_train, encode_train
 from tests.replay.synth import make_trains
 from tests.sinks.test_hdf5 import run_to
@@ -53,8 +53,8 @@ def test_train_id_beyond_uint64_is_malformed() -> None:
 
 
 def test_recordings_replay_train_ids_beyond_int64(tmp_path: Path) -> None:
+    from beamstream.formats.raw import RawWriter
     from beamstream.replay.raw import RawReader
-    from beamstream.sinks.recorder import RawWriter
 
     trains = [decode_train(encode_train(t)) for t in _big_trains(4)]
     w = RawWriter(tmp_path / "raw.h5")

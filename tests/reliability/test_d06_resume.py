@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.results import load_resume, read_records, read_results_file
 from beamstream.runner import Runner
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.results import load_resume, read_records, read_results_file
 from tests.replay.synth import CONFIG, make_trains
 from tests.sinks.test_hdf5 import (
     _send,
@@ -61,7 +62,8 @@ def _resume(out: Path, trains) -> None:  # noqa: ANN001
     sink.resume_from(
         previous.segments, previous.records_files_for(out), previous.source.records_rows()
     )
-    Runner(cfg, [sink], states=previous.states, status_out=None).run(source=iter(trains))
+    executor = LocalExecutor(iter(trains))
+    Runner(cfg, executor, [sink], states=previous.states, status_out=None).run()
 
 
 def test_rows_after_the_last_results_write_are_not_read(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from beamstream.cli import main
 from beamstream.config import parse_config
+from beamstream.formats.raw import RawWriter
+from beamstream.formats.results import load_resume, read_results_file
 from beamstream.replay.base import FormatError
 from beamstream.replay.raw import RawReader
-from beamstream.sinks.recorder import RawWriter
-from beamstream.sinks.results import load_resume, read_results_file
 from beamstream.streamer.protocol import decode_train, encode_train
 from tests.replay.synth import CONFIG, DET, make_trains
 from tests.sinks.test_hdf5 import run_to

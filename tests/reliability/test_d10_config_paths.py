@@ -38,14 +38,3 @@ def test_file_beside_the_config_wins_over_the_current_directory(tmp_path: Path, 
     selector = next(t for t in pipe.transforms if hasattr(t, "mask"))
     assert selector.mask.path == cfgdir / "frames.npz"
     assert list(selector.mask.rows) == [111]
-
-
-def test_current_directory_used_when_nothing_is_beside_the_config(tmp_path: Path, monkeypatch):
-    cfgdir, cwd = tmp_path / "cfg", tmp_path / "work"
-    cfgdir.mkdir()
-    cwd.mkdir()
-    (cfgdir / "p.toml").write_text(CONFIG)
-    _mask(cwd / "frames.npz", 222)
-    monkeypatch.chdir(cwd)
-    pipe = Pipeline(load_config(cfgdir / "p.toml"))
-    assert list(next(t for t in pipe.transforms if hasattr(t, "mask")).mask.rows) == [222]

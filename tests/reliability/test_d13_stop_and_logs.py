@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.streamer import Receiver, Sender, Train
@@ -67,7 +68,8 @@ def test_failing_sink_logs_one_traceback(caplog) -> None:
             yield _train(tid)
 
     with caplog.at_level(logging.WARNING, logger="beamstream.sinks.base"):
-        Runner(parse_config(CONFIG, "t.toml"), [sink], status_out=None).run(source=slow())
+        executor = LocalExecutor(slow())
+        Runner(parse_config(CONFIG, "t.toml"), executor, [sink], status_out=None).run()
     assert sink.errors >= 20
     records = [r for r in caplog.records if "failing" in r.getMessage()]
     assert sum(r.exc_info is not None for r in records) == 1

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from beamstream.cli import main
-from beamstream.sinks.hdf5 import write_results_file
-from beamstream.sinks.results import read_results_file
+from beamstream.formats.results import read_results_file
+from beamstream.formats.results_writer import write_results_file
 from tests.replay.synth import CONFIG, make_trains
 from tests.sinks.test_hdf5 import run_to
 

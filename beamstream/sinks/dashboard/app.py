@@ -94,13 +94,13 @@ class DashboardApp:
     def __init__(
         self,
         hub: Hub,
+        *,
         update_hz: float = 4.0,
         on_reset: Callable[[], None] | None = None,
         title: str = "beamstream",
         mask: np.ndarray | None = None,
         max_image: int = 512,
         history: int = 2000,
-        *,
         reset_allowed: bool = True,
         on_refused: Callable[[], None] | None = None,
     ):

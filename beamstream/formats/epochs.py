@@ -15,7 +15,7 @@ from typing import Any
 
 import h5py
 
-from beamstream.sinks.h5layout import (
+from beamstream.formats.h5layout import (
     from_json,
     h5name,
     iter_results,

@@ -138,6 +138,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--series", type=int, default=1, help="series to send, each of --trains images (default 1)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
+    from beamstream.streamer.curve import add_server_arguments
+
+    add_server_arguments(p)
     p.set_defaults(func=handler)
     return p
 
@@ -147,6 +150,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.detector == "eiger":
         return _eiger(args)
     from beamstream.simulate.serve import simulate
+    from beamstream.streamer.curve import server_from_args
 
     options: dict[str, Any] = {}
     if args.scan is not None:
@@ -185,6 +189,7 @@ def handler(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             first_train_id=args.first_train_id,
             ready=ready,
+            curve=server_from_args(args),
             **options,
         )
     except (OSError, ValueError) as e:

@@ -31,6 +31,7 @@ class RunStatus:
         self.first_train_id: int | None = None
         self.last_train_id: int | None = None
         self.accepted_ids: tuple[int, int] | None = None
+        self.first_processed_at: float | None = None  # unix time of the first accepted train
         self._latency: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
 
@@ -43,6 +44,8 @@ class RunStatus:
     def accepted(self, train_id: int, frames: int, latency: float) -> None:
         self.processed += 1
         self.frames += frames
+        if self.first_processed_at is None:
+            self.first_processed_at = time.time()
         lo, hi = self.accepted_ids or (train_id, train_id)
         self.accepted_ids = (min(lo, train_id), max(hi, train_id))
         self._latency.append(latency)
@@ -85,6 +88,7 @@ class RunStatus:
             "first_train_id": self.first_train_id,
             "last_train_id": self.last_train_id,
             "accepted_train_ids": self.accepted_ids,
+            "first_processed_at": self.first_processed_at,
         }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from beamstream.config import ConfigError, PipelineConfig
+from beamstream.diagnose.suggest import did_you_mean
 from beamstream.processors.base import (
     Accumulator,
     Processor,
@@ -112,8 +113,11 @@ class Pipeline:
                 params[k] = v
         unknown = [k for k in params if accepted is not None and k not in accepted]
         if unknown:
-            known = ", ".join(sorted(accepted - {"self"})) if accepted else ""
-            raise ConfigError(f"{path}: {where}.{unknown[0]}: unknown parameter (known: {known})")
+            known = sorted(accepted - {"self"}) if accepted else []
+            hint = did_you_mean(unknown[0], known)
+            raise ConfigError(
+                f"{path}: {where}.{unknown[0]}: unknown parameter{hint} (known: {', '.join(known)})"
+            )
         try:
             proc = cls(**params)
         except ParamError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import EntryPoint, entry_points
 
+from beamstream.diagnose.suggest import did_you_mean
 from beamstream.processors.base import Processor
 
 __all__ = ["GROUP", "RegistryError", "available", "resolve"]
@@ -53,7 +54,8 @@ def resolve(type_name: str) -> type[Processor]:
         if type_name not in eps:
             known = ", ".join(eps) or "none"
             raise RegistryError(
-                f"unknown processor type {type_name!r}; known: {known} "
+                f"unknown processor type {type_name!r}{did_you_mean(type_name, eps)}; "
+                f"known: {known} "
                 "(or give a dotted path package.module:Class)"
             )
         try:

@@ -25,6 +25,7 @@ from beamstream.config import PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
+from beamstream.warmup import warm_up
 
 __all__ = ["run_demo", "register", "DEMO_PIPELINES"]
 
@@ -136,6 +137,7 @@ def run_demo(
 
 
 def _run(r: _Running) -> None:
+    warm_up(r.runner.pipeline, r.runner.config, out=None)
     r.status = r.runner.run()
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
+from beamstream import IMPORTED_AT
 from beamstream.config import PipelineConfig, load_config
+from beamstream.diagnose.watch import EmptyRunWatch, explain_runner
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
+from beamstream.warmup import warm_up
 
-__all__ = ["run_pipeline", "register", "build_sinks"]
+__all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
 
 
 def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]:
@@ -86,17 +90,29 @@ def run_pipeline(
         check_fanout(config)  # before starting a cluster
         with DaskBackend.connect(workers, scheduler) as backend:
             runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
-            return _run(runner, sinks, trains, duration)
+            return run_with_diagnosis(runner, sinks, trains, duration)
     runner = Runner(config, sinks, hub, states=states, status_out=status_out)
-    return _run(runner, sinks, trains, duration)
+    return run_with_diagnosis(runner, sinks, trains, duration)
 
 
-def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float | None) -> dict:
+def run_with_diagnosis(
+    runner: Runner, sinks: list[Sink], trains: int | None = None, duration: float | None = None
+) -> dict[str, Any]:
+    """Run; a status without a processed train carries the reason as ``explanation``."""
     if any(s.name == "dashboard" for s in sinks):
         from beamstream.sinks.dashboard import connect_reset
 
         connect_reset(sinks, runner.reset)
-    return runner.run(trains=trains, duration=duration)
+    out = runner.status_out or io.StringIO()
+    compiled = warm_up(runner.pipeline, runner.config, out=out)
+    with EmptyRunWatch(runner, runner.config.run.explain_after, out=out):
+        status = runner.run(trains=trains, duration=duration)
+    status["compile_s"] = compiled
+    if status.get("first_processed_at") is not None:
+        status["first_processed_s"] = status["first_processed_at"] - IMPORTED_AT
+    if status["processed"] == 0:
+        status["explanation"] = explain_runner(runner)
+    return status
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -119,6 +135,11 @@ def _handler(args: argparse.Namespace) -> int:
         f"processed {status['processed']} trains ({status['frames']} frames) in "
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
     )
+    if status.get("first_processed_s") is not None:
+        print(f"first train processed {status['first_processed_s']:.1f} s after start")
+    if "explanation" in status:
+        print(f"beamstream run: {status['explanation']}", file=sys.stderr)
+        return 1
     return 0
 
 

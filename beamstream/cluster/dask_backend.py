@@ -9,6 +9,7 @@ trains themselves; only partial states and counters move, worker to worker and t
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -18,6 +19,14 @@ from distributed import Client, Future, LocalCluster, as_completed, secede, wait
 __all__ = ["DaskBackend"]
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_dask_logs() -> None:
+    """Dask's INFO logs (scheduler, nanny, worker life cycle) only when asked for with -v."""
+    level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)
+    quiet = logging.WARNING if level > logging.INFO else level
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _long_running(fn: Callable[..., Any], *args: Any) -> Any:
@@ -54,9 +63,10 @@ class DaskBackend:
         Local workers are single-threaded processes (``threads_per_worker=1``): beamstream
         scales by processes, each with its own receiver and pipeline.
         """
+        _quiet_dask_logs()
         if scheduler:
             client = Client(scheduler, timeout=timeout)
-            return cls(client)
+            return cls(client)._announce()
         if not workers or workers < 1:
             raise ValueError(f"--workers: expected a positive number of workers, got {workers!r}")
         cluster = LocalCluster(
@@ -72,7 +82,15 @@ class DaskBackend:
         except BaseException:
             cluster.close()
             raise
-        return cls(client, cluster)
+        return cls(client, cluster)._announce()
+
+    def _announce(self) -> DaskBackend:
+        """Say once (on stderr) where the Dask dashboard is."""
+        link = getattr(self.client, "dashboard_link", None)
+        if link:
+            sys.stderr.write(f"Dask dashboard: {link}\n")
+            sys.stderr.flush()
+        return self
 
     def close(self) -> None:
         """Close the client, and the cluster when this backend started it."""

@@ -25,11 +25,12 @@ from beamstream.config import PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
-from beamstream.warmup import warm_up
+from beamstream.warmup import warm_up, watch_compiles
 
 __all__ = ["run_demo", "register", "DEMO_PIPELINES"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+#: the example configs, shipped inside the package (``config/`` in a source checkout links here)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def _sinks(spec: DemoPipeline, output: Path, dashboard: bool, port: int) -> list
 def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     path = CONFIG_DIR / spec.config
     if not path.exists():
-        raise FileNotFoundError(f"{path}: the demo uses the example configs of a source checkout")
+        raise FileNotFoundError(f"{path}: example config missing from this installation")
     return load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
 
 
@@ -123,6 +124,10 @@ def run_demo(
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
+        with watch_compiles(out):  # says "compiling kernels (first run only)" if it does
+            for r in running:
+                warm_up(r.runner.pipeline, r.runner.config, out=None)
+        for r in running:
             r.thread = threading.Thread(target=_run, args=(r,), name=f"demo {r.spec.name}")
             r.thread.start()
         _announce(running, outdir, duration, out)
@@ -137,7 +142,6 @@ def run_demo(
 
 
 def _run(r: _Running) -> None:
-    warm_up(r.runner.pipeline, r.runner.config, out=None)
     r.status = r.runner.run()
 
 

@@ -26,7 +26,7 @@ from beamstream.processors.layout import canonical_axes
 from beamstream.processors.pipeline import Pipeline
 from beamstream.streamer.train import Train
 
-__all__ = ["warm_up", "watch_compiles", "synthetic_train", "cache_dir"]
+__all__ = ["warm_up", "watch_compiles", "synthetic_train", "cache_dir", "process_started_at"]
 
 log = logging.getLogger(__name__)
 _FRAMES = 2
@@ -37,6 +37,22 @@ def cache_dir() -> str | None:
     from numba.core.config import CACHE_DIR
 
     return CACHE_DIR or None
+
+
+def process_started_at() -> float:
+    """Unix time at which this process started (Linux ``/proc``; else the package's import)."""
+    import os
+
+    from beamstream import IMPORTED_AT
+
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return IMPORTED_AT
 
 
 class _CompileCounter:

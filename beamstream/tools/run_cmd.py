@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamstream import IMPORTED_AT
 from beamstream.config import PipelineConfig, load_config
 from beamstream.diagnose.watch import EmptyRunWatch, explain_runner
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
-from beamstream.warmup import warm_up
+from beamstream.warmup import process_started_at, warm_up
 
 __all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
 
@@ -109,7 +108,7 @@ def run_with_diagnosis(
         status = runner.run(trains=trains, duration=duration)
     status["compile_s"] = compiled
     if status.get("first_processed_at") is not None:
-        status["first_processed_s"] = status["first_processed_at"] - IMPORTED_AT
+        status["first_processed_s"] = status["first_processed_at"] - process_started_at()
     if status["processed"] == 0:
         status["explanation"] = explain_runner(runner)
     return status
@@ -136,7 +135,7 @@ def _handler(args: argparse.Namespace) -> int:
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
     )
     if status.get("first_processed_s") is not None:
-        print(f"first train processed {status['first_processed_s']:.1f} s after start")
+        print(f"first train processed {status['first_processed_s']:.2f} s after start")
     if "explanation" in status:
         print(f"beamstream run: {status['explanation']}", file=sys.stderr)
         return 1

@@ -32,11 +32,13 @@ class RunStatus:
         self.last_train_id: int | None = None
         self.accepted_ids: tuple[int, int] | None = None
         self.first_processed_at: float | None = None  # unix time of the first accepted train
+        self.last_train_at: float | None = None  # unix time the last train was seen
         self._latency: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
 
     def seen(self, train_id: int) -> None:
         self.received += 1
+        self.last_train_at = time.time()
         if self.first_train_id is None:
             self.first_train_id = train_id
         self.last_train_id = train_id
@@ -63,7 +65,8 @@ class RunStatus:
     def snapshot(self, receiver_stats: dict[str, Any] | None = None) -> dict[str, Any]:
         """A plain dict for the hub, the sinks and the status line."""
         now = time.monotonic()
-        span = now - self._recent[0][0] if len(self._recent) > 1 else 0.0
+        stopped = bool(self._recent) and now - self._recent[-1][0] > _WINDOW_S
+        span = now - self._recent[0][0] if len(self._recent) > 1 and not stopped else 0.0
         n = len(self._recent) - 1
         frames = sum(f for _, f in list(self._recent)[1:])
         lat = np.asarray(self._latency) if self._latency else None
@@ -89,6 +92,7 @@ class RunStatus:
             "last_train_id": self.last_train_id,
             "accepted_train_ids": self.accepted_ids,
             "first_processed_at": self.first_processed_at,
+            "last_train_at": self.last_train_at,
         }
 
 

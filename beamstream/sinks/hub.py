@@ -8,6 +8,7 @@ that falls too far behind learns how many it missed.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from beamstream.processors.base import Result
 
-__all__ = ["Hub", "Snapshot"]
+__all__ = ["Hub", "Snapshot", "describe_source"]
 
 
 class Snapshot:
@@ -175,3 +176,11 @@ def _nbytes(value: Any) -> int:
     if isinstance(value, dict):
         return sum(_nbytes(v) for v in value.values()) + 64
     return int(getattr(value, "nbytes", 16))
+
+
+def describe_source(hub: Hub, config: Any) -> None:
+    """Put where the run's data comes from into ``hub.info`` (shown in the dashboard header)."""
+    src = config.source
+    hub.info["source"] = f"{src.endpoint} ({src.socket})"
+    if config.path and config.path != "<string>":
+        hub.info["config_name"] = os.path.basename(config.path)

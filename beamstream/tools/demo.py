@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from beamstream.config import PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
-from beamstream.sinks.hub import Hub
+from beamstream.sinks.hub import Hub, describe_source
 from beamstream.warmup import warm_up, watch_compiles
 
 __all__ = ["run_demo", "register", "DEMO_PIPELINES"]
@@ -119,6 +119,7 @@ def run_demo(
             hub = Hub(config_text="")
             config = _config(r.spec, r.endpoint)
             hub.config_text = config.text
+            describe_source(hub, config)
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
             r.runner = Runner(config, sinks, hub, status_out=None)
             for s in sinks:

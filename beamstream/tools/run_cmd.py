@@ -13,7 +13,7 @@ from beamstream.diagnose.watch import EmptyRunWatch, explain_runner
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
-from beamstream.sinks.hub import Hub
+from beamstream.sinks.hub import Hub, describe_source
 from beamstream.warmup import process_started_at, warm_up
 
 __all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
@@ -79,6 +79,7 @@ def run_pipeline(
         sinks = dashboard_sinks(sinks, dashboard, dashboard_port)
     hub = Hub(config.run.records, config.text)
     hub.info["config_path"] = str(Path(config.path).resolve()) if config.path != "<string>" else ""
+    describe_source(hub, config)
     status_out = None if quiet else sys.stderr
     if workers is None and scheduler is None:
         workers, scheduler = config.cluster.workers, config.cluster.scheduler

@@ -32,6 +32,7 @@ from bokeh.models import (
 )
 
 from beamstream.sinks.dashboard.budget import UpdateBudget
+from beamstream.sinks.dashboard.header import STALE_AFTER, HeaderPanel
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
 from beamstream.sinks.dashboard.panels import LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
@@ -86,6 +87,8 @@ class DashboardApp:
         Largest side of a displayed image (larger images are block-averaged).
     history
         Per-train records kept for the scalar plots.
+    stale_after
+        Seconds without a train after which the header's train age turns amber, then red.
     """
 
     def __init__(
@@ -97,8 +100,10 @@ class DashboardApp:
         mask: np.ndarray | None = None,
         max_image: int = 512,
         history: int = 2000,
+        stale_after: tuple[float, float] = STALE_AFTER,
     ):
         self.hub = hub
+        self.stale_after = stale_after
         self.update_hz = min(max(float(update_hz), 0.2), 10.0)
         self.on_reset = on_reset
         self.title = title
@@ -155,6 +160,7 @@ class DashboardApp:
             w.on_change("active", self._changed)
         for w in (self.roi_x, self.roi_y):
             w.on_change("value_throttled", self._changed)
+        self.header = HeaderPanel(self.title, self.stale_after)
         self.status = StatusPanel()
         self.ack = ColumnDataSource({"update": [0]}, name="ack")
         self.ack.on_change("data", self._acked)
@@ -174,7 +180,6 @@ class DashboardApp:
         """Lay the panels out in ``doc`` and add the periodic update callback."""
         self.doc = doc
         doc.title = self.title
-        header = Div(text=f"<h2 style='margin:0'>{self.title}</h2>", name="title")
         colour = column(Div(text="colour"), self.scale, self.levels)
         controls = row(
             self.reset_button,
@@ -189,7 +194,7 @@ class DashboardApp:
         )
         doc.add_root(
             column(
-                header,
+                self.header.div,
                 controls,
                 row(self.status.layout, self.latest.layout),
                 self.records.layout,
@@ -198,6 +203,7 @@ class DashboardApp:
             )
         )
         browser_owned_ranges(doc.roots[0])
+        doc.add_root(self.header.source)
         doc.add_root(self.status.source)  # data-only roots: read by scripts and tests, and
         doc.add_root(self.ack)  # written by the browser once it has drawn an update
         doc.add_periodic_callback(self.update, int(1000 / self.update_hz))
@@ -279,7 +285,9 @@ class DashboardApp:
         latest_id = int(view.train_id) if view is not None else None
         seq = snap.seq if snap is not None else 0
         epoch = snap.epoch if snap is not None else 0
-        self.status.update(hub.status(), dict(hub.info), latest_id, seq, epoch, self.sent)
+        status, info = hub.status(), dict(hub.info)
+        self.header.update(status, info, final=bool(snap is not None and snap.final))
+        self.status.update(status, info, latest_id, seq, epoch, self.sent)
         if self.pause.active:
             return
         records, self._record_seq, _ = hub.records_since(self._record_seq)

@@ -146,12 +146,16 @@ class DashboardApp:
         self.reset_button.on_click(self._reset)
         self.pause = Toggle(label="pause display", width=120, name="pause")
         self.pause.on_change("active", self._changed)
-        self.scan = Select(title="scan bin", value=ALL, options=[ALL], width=120, name="scan")
-        self.slot = Select(title="slot", value="", options=[""], width=140, name="slot")
+        self.scan = Select(
+            title="scan bin", value=ALL, options=[ALL], width=120, name="scan", visible=False
+        )
+        self.slot = Select(
+            title="slot", value="", options=[""], width=140, name="slot", visible=False
+        )
         self.scale = RadioButtonGroup(labels=["linear", "log"], active=0, name="scale")
         self.levels = RadioButtonGroup(labels=["auto", "fixed"], active=0, name="levels")
-        self.low = NumericInput(title="low", value=0, mode="float", width=90)
-        self.high = NumericInput(title="high", value=1000, mode="float", width=90)
+        self.low = NumericInput(title="low", value=0, mode="float", width=90, visible=False)
+        self.high = NumericInput(title="high", value=1000, mode="float", width=90, visible=False)
         self.roi_x = RangeSlider(title="ROI x", start=0, end=1, value=(0, 1), step=1, width=220)
         self.roi_y = RangeSlider(title="ROI y", start=0, end=1, value=(0, 1), step=1, width=220)
         for w in (self.scan, self.slot, self.low, self.high):
@@ -161,6 +165,7 @@ class DashboardApp:
         for w in (self.roi_x, self.roi_y):
             w.on_change("value_throttled", self._changed)
         self.header = HeaderPanel(self.title, self.stale_after)
+        self.roi_box = column(self.roi_x, self.roi_y, visible=False)
         self.status = StatusPanel()
         self.ack = ColumnDataSource({"update": [0]}, name="ack")
         self.ack.on_change("data", self._acked)
@@ -189,7 +194,7 @@ class DashboardApp:
             colour,
             self.low,
             self.high,
-            column(self.roi_x, self.roi_y),
+            self.roi_box,
             name="controls",
         )
         doc.add_root(
@@ -231,6 +236,7 @@ class DashboardApp:
             c.roi = (int(x0), int(x1), int(y0), int(y1))
         self._dirty = True
         if not self._updating:  # programmatic changes during an update only mark it dirty
+            self._applicable_controls()
             self.update()
 
     # -- updating -----------------------------------------------------------------------------
@@ -332,6 +338,7 @@ class DashboardApp:
                 self.results_box.children = [*old, *new]
         self._scan_options(keys, results)
         self._slot_options(tuple(slots))
+        self._applicable_controls()
         for proc, named in results.items():
             for name in named:
                 panel = self.panels.get(f"{proc}.{name}")
@@ -344,6 +351,22 @@ class DashboardApp:
                     continue
                 if panel.kind.kind == "image":
                     self._init_roi(getattr(getattr(panel, "image", None), "shape", None))
+
+    def _applicable_controls(self) -> None:
+        """Show a control only where something on the page uses it."""
+        from beamstream.sinks.dashboard.panels import PumpProbePanel
+
+        roi = any(isinstance(p, PumpProbePanel) for p in self.panels.values())
+        shown = {
+            self.scan: len(self.scan.options) > 2,  # "all" and at least two bins
+            self.slot: len([o for o in self.slot.options if o]) > 1,
+            self.roi_box: roi,
+            self.low: self.levels.active == 1,
+            self.high: self.levels.active == 1,
+        }
+        for widget, visible in shown.items():
+            if widget.visible != visible:
+                widget.visible = visible
 
     def _scan_options(self, keys: set[float], results: dict[str, dict[str, Any]]) -> None:
         labels = {f"{k:g}": k for k in sorted(keys)}

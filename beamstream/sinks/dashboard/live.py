@@ -99,8 +99,7 @@ class RecordsPanel:
     def __init__(self, history: int = 2000, plots: int = 3):
         self.history = int(history)
         self.columns: dict[str, collections.deque[float]] = {
-            k: collections.deque(maxlen=self.history)
-            for k in ("train_id", "train", *self.DEFAULTS)
+            k: collections.deque(maxlen=self.history) for k in ("train_id", "train", *self.DEFAULTS)
         }
         #: the first train id: the x axes show train ids as offsets from it
         self.first_train: int | None = None

@@ -23,6 +23,7 @@ from bokeh.plotting import figure
 
 from beamstream.processors.base import Result
 from beamstream.sinks.dashboard import prep
+from beamstream.sinks.dashboard.axes import AxisScale, default_axes
 from beamstream.sinks.dashboard.prep import Kind
 from beamstream.sinks.dashboard.roi import pump_probe_curve
 from beamstream.sinks.dashboard.views import (
@@ -61,6 +62,12 @@ class Panel:
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         """Fill the sources from this processor's results with the current controls."""
         raise NotImplementedError
+
+    def static(self) -> None:
+        """Hide the controls that need a server (for a standalone page)."""
+        axes = getattr(self, "axes", None)
+        if axes is not None:
+            axes.widget.visible = False
 
     def title(self, res: Result, controls: Controls) -> str:
         sel = controls.selection
@@ -166,7 +173,8 @@ class LinesPanel(Panel):
     def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
         super().__init__(proc, res, kind, mask)
         self.lines = ColumnDataSource(
-            {"xs": [], "ys": [], "label": [], "color": []}, name=f"curve:{self.key}"
+            {"xs": [], "ys": [], "label": [], "color": [], "dash": [], "width": []},
+            name=f"curve:{self.key}",
         )
         self.errors = ColumnDataSource(
             {"x": [], "lower": [], "upper": []}, name=f"errors:{self.key}"
@@ -190,7 +198,13 @@ class LinesPanel(Panel):
             name=f"figure:{self.key}",
         )
         self.fig.multi_line(
-            "xs", "ys", source=self.lines, color="color", legend_field="label", line_width=2
+            "xs",
+            "ys",
+            source=self.lines,
+            color="color",
+            line_dash="dash",
+            line_width="width",
+            legend_field="label",
         )
         self.fig.segment("x", "lower", "x", "upper", source=self.errors, color="black", alpha=0.6)
         self.latest_item: LegendItem | None = None
@@ -212,10 +226,15 @@ class LinesPanel(Panel):
             self.fig.scatter("xs", "ys", source=self.points, color="color", size=6)
         self.fig.legend.click_policy = "hide"
         self.fig.legend.location = "top_right"
+        self.fig.legend.background_fill_alpha = 0.7
         self.fig.yaxis.formatter = readable_numbers()
         #: scalars of a single scan bin (or none) are shown as a small table instead of a plot
         self.table = Div(text="", visible=False, name=f"table:{self.key}")
-        self.layout = column(self.note, self.table, self.fig, name=f"panel:{self.key}")
+        self.axes = AxisScale(self.fig, self.key, default=default_axes(res, kind))
+        parts = [self.note, self.table, self.fig]
+        if kind.kind == "curve":
+            parts.insert(2, self.axes.widget)
+        self.layout = column(*parts, name=f"panel:{self.key}")
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         res = results.get(self.result)
@@ -296,7 +315,9 @@ def _group_labels(res: Result, group_dims: tuple[str, ...]) -> list[str]:
         n = int(np.shape(res.data)[res.dims.index(d)])
         names = [str(s) for s in res.coords.get(d, range(n))]
         labels = [f"{a}/{b}" if a else b for a in labels for b in names]
-    return labels if labels != [""] else [short(res.name)]
+    if len(labels) == 1:  # one line: named after the result, not after the default slot "image"
+        return [short(res.name)]
+    return labels
 
 
 def _fmt(v: float) -> str:
@@ -320,14 +341,23 @@ def _table(key: str, res: Result, labels: list[str], values: np.ndarray, keys: n
     return f"{head}<table>{cells}</table>"
 
 
+#: line styles of successive groups: lines that coincide (e.g. equal counts per slot) all stay
+#: visible, thick and solid under thin and dashed
+DASHES = ("solid", "dashed", "dotted", "dashdot")
+WIDTHS = (4.0, 2.5, 2.0, 1.5)
+
+
 def _lines(x: np.ndarray, curves: np.ndarray, labels: list[str]) -> dict[str, list[Any]]:
-    xs, ys, lab, col = [], [], [], []
+    xs, ys, lab, col, dash, width = [], [], [], [], [], []
     for i, c in enumerate(curves):
         xs.append(np.asarray(x, np.float64))
         ys.append(np.asarray(c, np.float64))
         lab.append(labels[i] if i < len(labels) else str(i))
         col.append(COLORS[i % len(COLORS)])
-    return {"xs": xs, "ys": ys, "label": lab, "color": col}
+        many = len(curves) > 1
+        dash.append(DASHES[i % len(DASHES)] if many else "solid")
+        width.append(WIDTHS[min(i, len(WIDTHS) - 1)] if many else 2.0)
+    return {"xs": xs, "ys": ys, "label": lab, "color": col, "dash": dash, "width": width}
 
 
 #: panel class by kind (the pump-probe image gets its delay-scan curve)

@@ -1,0 +1,134 @@
+"""The accumulated hit map of a RIXS camera, and the check that its lines run the configured way.
+
+Curvature-corrected hits ``(y', x)`` are histogrammed on a coarse grid (at most `MAX_BINS` per
+side) per scan bin and slot: emission lines are then horizontal stripes at constant ``y'``
+(energy). If instead the accumulated hits form stripes at constant ``x`` and none at constant
+``y'``, the energy axis of the data is along the columns (as some toolkits keep it) and the
+spectrum is meaningless: `line_direction` tells, so that the centroider can warn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from beamstream.processors.base import Result
+
+__all__ = ["HitMapGrid", "map_hits", "line_direction", "hit_map_result", "LAYOUT_HINT"]
+
+MAX_BINS = 128
+#: hits needed before the line direction is judged
+MIN_HITS = 2000
+#: a projection "has a line" when its top bins hold this many times their share of the hits
+_PEAK = 4.0
+
+LAYOUT_HINT = (
+    "the accumulated hits form lines along y (constant x), none along x: the energy axis of "
+    "the data seems to run along x. Declare the source layout so that the dispersive axis is "
+    'y, e.g. source.layout = ["frame", "x", "y"] for frames stored as (frame, energy, '
+    "non-dispersive) with energy along columns (see docs/rixs.md, 'Axes')"
+)
+
+
+@dataclass(frozen=True)
+class HitMapGrid:
+    """Bins of the hit map: ``ny`` over ``[y_lo, y_hi)`` corrected pixels, ``nx`` over x."""
+
+    y_lo: float
+    y_hi: float
+    ny: int
+    x_lo: float
+    x_hi: float
+    nx: int
+
+    @classmethod
+    def covering(cls, y_lo: float, y_hi: float, x0: int, x1: int) -> HitMapGrid:
+        """A grid over the energy axis range and the ROI's x pixels, at most MAX_BINS a side."""
+        ny = max(1, min(MAX_BINS, int(round(y_hi - y_lo))))
+        nx = max(1, min(MAX_BINS, x1 - x0))
+        return cls(float(y_lo), float(y_hi), ny, x0 - 0.5, x1 - 0.5, nx)
+
+    def y_centres(self) -> np.ndarray:
+        return self.y_lo + (np.arange(self.ny) + 0.5) * (self.y_hi - self.y_lo) / self.ny
+
+    def x_centres(self) -> np.ndarray:
+        return self.x_lo + (np.arange(self.nx) + 0.5) * (self.x_hi - self.x_lo) / self.nx
+
+
+@njit(nogil=True, cache=True)
+def map_hits(
+    n_hits, hit_y, hit_x, use, slot, a, b, y_lo, y_scale, x_lo, x_scale, out
+):  # pragma: no cover - numba
+    """Add the hits of frames with ``use[n]`` to ``out[slot, y'bin, xbin]`` (in place).
+
+    ``y' = y - (a*x + b*x**2)``; the bins are ``floor((y' - y_lo) * y_scale)`` and
+    ``floor((x - x_lo) * x_scale)``; hits outside the grid are not counted.
+    """
+    ny = out.shape[1]
+    nx = out.shape[2]
+    for n in range(n_hits.shape[0]):
+        if not use[n]:
+            continue
+        s = slot[n]
+        for k in range(n_hits[n]):
+            x = hit_x[n, k]
+            yc = hit_y[n, k] - (a * x + b * x * x)
+            ty = (yc - y_lo) * y_scale
+            tx = (x - x_lo) * x_scale
+            if ty >= 0.0 and ty < ny and tx >= 0.0 and tx < nx:
+                out[s, int(ty), int(tx)] += 1
+
+
+def _peaked(projection: np.ndarray) -> bool:
+    """Whether a 1-D projection has narrow lines: its top 2 % of bins hold >= 4x their share."""
+    p = np.sort(np.asarray(projection, dtype=np.float64))[::-1]
+    total = p.sum()
+    if total <= 0 or p.size < 10:
+        return False
+    top = max(1, int(round(0.02 * p.size)))
+    return p[:top].sum() / total >= _PEAK * top / p.size
+
+
+def line_direction(hit_map: np.ndarray) -> str | None:
+    """``"y"`` or ``"x"``: the axis along which ``hit_map[..., y', x]`` has lines; None if unclear.
+
+    ``"y"`` means stripes at constant y' (lines of constant energy: the expected layout);
+    ``"x"`` means stripes at constant x only (energy along x: transposed data).
+    """
+    m = np.asarray(hit_map, dtype=np.float64).reshape(-1, *np.shape(hit_map)[-2:]).sum(axis=0)
+    if m.sum() < MIN_HITS:
+        return None
+    along_y = _peaked(m.sum(axis=1))  # projection onto y': peaks if lines of constant energy
+    along_x = _peaked(m.sum(axis=0))
+    if along_y:
+        return "y"
+    return "x" if along_x else None
+
+
+def hit_map_result(
+    grid: HitMapGrid,
+    axis: Any,
+    hit_map: np.ndarray,
+    coords: dict[str, np.ndarray],
+    attrs: dict[str, object],
+) -> Result:
+    """``hit_map(scan, slot, energy, x)`` [hits]; ``attrs["layout_warning"]`` when its lines run
+    along x (see `line_direction`). ``axis`` is the centroider's energy axis (calibration)."""
+    attrs = dict(attrs)
+    if line_direction(hit_map) == "x":
+        attrs["layout_warning"] = LAYOUT_HINT
+    yc = grid.y_centres()
+    calibrated = axis.slope is not None
+    energy = axis.intercept + axis.slope * yc if calibrated else yc
+    return Result(
+        "hit_map",
+        hit_map.copy(),
+        ("scan", "slot", "energy", "x"),
+        {"scan": coords["scan"], "slot": coords["slot"], "energy": energy, "x": grid.x_centres()},
+        "hits",
+        {"energy": "eV" if calibrated else "px", "x": "pixel"},
+        attrs,
+    )

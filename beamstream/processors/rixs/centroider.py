@@ -320,6 +320,7 @@ single_fraction, double_fraction, double_threshold
         view.records[f"{self.name}.hits_per_frame"] = per_frame
         view.records[f"{self.name}.doubles_per_frame"] = dbl_frame
         view.records[f"{self.name}.overflow_per_frame"] = over_frame
+        view.records[f"{self.name}.hits_per_train"] = int(per_frame[per_frame > 0].sum())
 
     def _list_hits(self, view, proc, use, n_hits, out_y, out_x, out_sum, out_double) -> None:
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("frame", "x", "y", "sum", "double")}

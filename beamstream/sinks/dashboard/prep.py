@@ -301,8 +301,10 @@ def color_levels(
     """The image to draw and its colour levels.
 
     ``scale="log"`` draws ``log10`` of positive values (others become NaN, drawn transparent).
-    Auto levels are the 0.5 and 99.5 percentiles of the finite values; ``fixed`` levels are in
-    data units (their log10 for the log scale).
+    Auto levels are the 0.5 and 99.5 percentiles of the finite values, or the median and the
+    99.99 percentile when a few values stand far above the rest (single photons on a noisy
+    background would otherwise be lost in the noise); ``fixed`` levels are in data units (their
+    log10 for the log scale).
     """
     out = np.asarray(img, dtype=np.float32)
     if scale == "log":
@@ -317,7 +319,10 @@ def color_levels(
     finite = out[np.isfinite(out)]
     if finite.size == 0:
         return out, 0.0, 1.0
-    lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
+    lo, mid, hi, top = (float(v) for v in np.percentile(finite, (0.5, 50, 99.5, 99.99)))
+    if top - hi > 4 * (hi - lo) > 0:
+        # sparse bright events (single photons on a camera): background dark, events bright
+        lo, hi = mid, top
     if not hi > lo:
         lo, hi = float(finite.min()), float(finite.max())
         if not hi > lo:

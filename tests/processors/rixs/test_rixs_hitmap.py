@@ -38,9 +38,10 @@ def test_hit_map_has_the_lines_at_their_energies():
     assert hit_map.coord_units == {"energy": "eV", "x": "pixel"}
     counts = hit_map.data[0, 0]
     # every in-range hit of the spectrum is on the map (the map bins group the spectrum's)
-    assert counts.sum() == results["spectrum_single"].data.sum() + results[
-        "spectrum_double"
-    ].data.sum()
+    assert (
+        counts.sum()
+        == results["spectrum_single"].data.sum() + results["spectrum_double"].data.sum()
+    )
     # the strongest row of the map is at the strongest line of the spectrum (930 eV region)
     e_map = hit_map.coords["energy"][np.argmax(counts.sum(axis=1))]
     spectrum = results["spectrum"]

@@ -89,7 +89,8 @@ class ImagePanel(Panel):
             self.key,
             self.key,
             None if is_map else mask,
-            match_aspect=not is_map,
+            # square cells for detector pixels and for scan maps (both axes in motor units)
+            match_aspect=not is_map or kind.data_dims == prep.PIXEL_DIMS,
             labels=labels,
         )
         self.layout = column(self.note, self.image.fig, name=f"panel:{self.key}")
@@ -374,6 +375,10 @@ def make_panel(proc: str, res: Result, mask: np.ndarray | None = None) -> Panel 
     kind = prep.classify(res)
     if kind is None:
         return None
+    if kind.kind == "bars":
+        from beamstream.sinks.dashboard.bars import BarsPanel
+
+        return BarsPanel(proc, res, kind, mask)
     if kind.kind == "image" and short(res.name) == "pump_probe" and kind.has_scan:
         return PumpProbePanel(proc, res, kind, mask)
     return PANEL_TYPES[kind.kind](proc, res, kind, mask)

@@ -32,6 +32,7 @@ __all__ = [
     "select_groups",
     "all_missing",
     "numeric_scalars",
+    "on_pixels",
     "HIDDEN_PREFIXES",
 ]
 
@@ -50,8 +51,9 @@ class Kind:
     Attributes
     ----------
     kind
-        ``"scalar"`` (no data dims: lines vs scan), ``"curve"`` (one data dim), ``"image"``
-        (detector pixels ``[module,] y, x``) or ``"map"`` (two data dims with coordinates).
+        ``"scalar"`` (no data dims: lines vs scan), ``"curve"`` (one data dim), ``"bars"`` (one
+        dim of named categories), ``"image"`` (detector pixels ``[module,] y, x``) or ``"map"``
+        (two data dims with coordinates, e.g. a scan map ``y, x`` in motor units).
     data_dims
         The trailing dims that are drawn.
     group_dims
@@ -90,7 +92,9 @@ def classify(res: Result) -> Kind | None:
         return None
     has_scan = SCAN_DIM in dims
     lead = tuple(d for d in dims if d != SCAN_DIM)
-    if dims[-2:] == PIXEL_DIMS:
+    if len(lead) == 1 and not _is_group(lead[0]) and _categorical(res, lead[0]):
+        data, kind = lead, "bars"
+    elif dims[-2:] == PIXEL_DIMS and not all(d in res.coords for d in PIXEL_DIMS):
         data = ("module", *PIXEL_DIMS) if len(dims) >= 3 and dims[-3] == "module" else PIXEL_DIMS
         kind = "image"
     elif len(lead) >= 2 and not _is_group(lead[-1]) and not _is_group(lead[-2]):
@@ -101,6 +105,12 @@ def classify(res: Result) -> Kind | None:
         data, kind = (), "scalar"
     group = tuple(d for d in lead[: len(lead) - len(data)])
     return Kind(kind, tuple(data), group, has_scan)
+
+
+def _categorical(res: Result, dim: str) -> bool:
+    """Whether ``dim`` has named (string) categories, e.g. the reasons frames were not placed."""
+    c = res.coords.get(dim)
+    return c is not None and np.asarray(c).dtype.kind in "USO"
 
 
 def _is_group(dim: str) -> bool:
@@ -334,7 +344,7 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
     """``(x, y, dw, dh, x_label, y_label)`` placing an image: pixel units for detector images,
     coordinate units (bin edges from centres) for maps."""
     ny, nx = shape
-    if res is None or data_dims[-2:] == PIXEL_DIMS or len(data_dims) < 2:
+    if res is None or on_pixels(res, data_dims) or len(data_dims) < 2:
         return 0.0, 0.0, float(nx), float(ny), "x [pixel]", "y [pixel]"
     ydim, xdim = data_dims[-2], data_dims[-1]
 
@@ -353,6 +363,14 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
         return f"{dim} [{u}]" if u else dim
 
     return x0, y0, dw, dh, label(xdim), label(ydim)
+
+
+def on_pixels(res: Result | None, data_dims: tuple[str, ...]) -> bool:
+    """Whether an image is drawn on detector pixels (``y, x`` without coordinates), not on the
+    coordinates of its axes (a q-phi map, a scan map in motor units)."""
+    if data_dims[-2:] != PIXEL_DIMS:
+        return False
+    return res is None or not all(d in res.coords for d in PIXEL_DIMS)
 
 
 def all_missing(values: Any) -> bool:

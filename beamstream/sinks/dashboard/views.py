@@ -136,7 +136,7 @@ class ImageView:
         small, _ = prep.decimate(full, controls.max_image)
         drawn, lo, hi = prep.color_levels(small, controls.scale, controls.levels)
         x, y, dw, dh, xl, yl = prep.image_geometry(res, full.shape, data_dims)
-        pixels = data_dims[-2:] == prep.PIXEL_DIMS
+        pixels = prep.on_pixels(res, data_dims)
         if pixels and self.shape != full.shape and full.shape[0] and full.shape[1]:
             # a height that fits the detector's aspect (square pixels): no empty band
             frame = WIDTH - 130  # the plot frame of a WIDTH figure with axis and colour bar

@@ -75,7 +75,8 @@ class LatestImagePanel:
             return False
         self.train_id = int(view.train_id)
         slot = controls.selection.slot
-        what = f" slot={slot}" if slot in getattr(view, "slots", ()) else ""
+        slots = tuple(getattr(view, "slots", ()))
+        what = f" slot={slot}" if slot in slots and len(slots) > 1 else ""
         # the train id is in the status panel: a title that changes every update would make
         # the browser lay the whole page out again each time
         self.image.fig.title.text = f"latest train{what}"

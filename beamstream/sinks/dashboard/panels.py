@@ -120,7 +120,7 @@ class ImagePanel(Panel):
     def _slot_label(self, res: Result, slot: str | None) -> str:
         for d in self.kind.group_dims:
             names = [str(s) for s in res.coords.get(d, ())]
-            if names:
+            if len(names) > 1:  # a single slot ("image") goes without saying
                 return f" {d}={slot if slot in names else names[0]}"
         return ""
 

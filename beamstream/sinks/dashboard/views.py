@@ -118,6 +118,7 @@ class ImageView:
                 global_alpha=0.5,
             )
         self.shape: tuple[int, int] | None = None  # full-resolution (ny, nx) of the last image
+        self._extent: tuple[float, float, float, float] | None = None
 
     def show(
         self,
@@ -143,6 +144,12 @@ class ImageView:
             self.fig.height = int(min(max(70 + frame * full.shape[0] / full.shape[1], 240), 560))
         self.shape = full.shape
         self.source.data = {"image": [drawn], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}
+        if not pixels and self._extent != (x, y, dw, dh):
+            # axes in coordinate units (q-phi, energy, motor positions): the image's extent,
+            # set when it changes (the auto range would include the origin of the placeholder)
+            self._extent = (x, y, dw, dh)
+            self.fig.x_range.update(start=x, end=x + dw)
+            self.fig.y_range.update(start=y, end=y + dh)
         self.mapper.update(low=lo, high=hi)
         title = colorbar_title(value_label or (res.units if res is not None else ""), controls)
         if self.colorbar.title != title:

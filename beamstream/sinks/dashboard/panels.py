@@ -257,6 +257,10 @@ class LinesPanel(Panel):
             return
         dim = self.kind.data_dims[0]
         x = np.asarray(res.coords.get(dim, np.arange(values.shape[-1])), dtype=np.float64)
+        if dim in ("train", "train_id") and x.size:  # ~1e10: offsets, the first id in the label
+            first = int(x[0])
+            x = x - first
+            self.fig.xaxis[0].axis_label = f"train id − {first}"
         curves = values.reshape(-1, values.shape[-1])
         labels = _group_labels(res, self.kind.group_dims)
         self.lines.data = _lines(x, curves, labels)

@@ -21,7 +21,7 @@ from beamstream.processors.rixs._detect_kernels import detect_xfel
 from beamstream.processors.rixs._esrf_kernel import detect_esrf
 from beamstream.processors.rixs._histogram_kernel import histogram_hits
 from beamstream.processors.rixs.curvature import correct, parse_curvature
-from beamstream.processors.rixs.hitmap import LAYOUT_HINT, HitMapGrid, hit_map_result, map_hits
+from beamstream.processors.rixs.hitmap import LAYOUT_HINT, NO_MAP, HitMapGrid, hit_map_result
 from beamstream.processors.rixs.thresholds import Thresholds
 from beamstream.processors.state import BinnedState
 
@@ -288,18 +288,15 @@ single_fraction, double_fraction, double_threshold
                 )  # fmt: skip
             use = n_over == 0
             a, b = self.curvature
+            g = self.hit_grid
             histogram_hits(
                 n_hits, out_y, out_x, out_double, use, slot, a, b,
                 self.axis.lo, 1.0 / self.axis.width,
                 state["single"][row], state["double"][row],
                 state["n_single"][row], state["n_double"][row],
+                g is not None, *(g.scale() if g is not None else NO_MAP[:2]),
+                state["hit_map"][row] if g is not None else NO_MAP[2],
             )  # fmt: skip
-            g = self.hit_grid
-            if g is not None:
-                map_hits(
-                    n_hits, out_y, out_x, use, slot, a, b, g.y_lo, g.ny / (g.y_hi - g.y_lo),
-                    g.x_lo, g.nx / (g.x_hi - g.x_lo), state["hit_map"][row],
-                )  # fmt: skip
             np.add.at(state["frames"][row], slot[use], 1)
             np.add.at(state["overflow_frames"][row], slot[~use], 1)
             np.add.at(state["overflow_hits"][row], slot, n_over)

@@ -1,6 +1,7 @@
 """The accumulated hit map of a RIXS camera, and the check that its lines run the configured way.
 
-Curvature-corrected hits ``(y', x)`` are histogrammed on a coarse grid (at most `MAX_BINS` per
+Curvature-corrected hits ``(y', x)`` are histogrammed (in the centroider's histogram kernel) on a
+coarse grid (at most `MAX_BINS` per
 side) per scan bin and slot: emission lines are then horizontal stripes at constant ``y'``
 (energy). If instead the accumulated hits form stripes at constant ``x`` and none at constant
 ``y'``, the energy axis of the data is along the columns (as some toolkits keep it) and the
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from beamstream.processors.base import Result
 
-__all__ = ["HitMapGrid", "map_hits", "line_direction", "hit_map_result", "LAYOUT_HINT"]
+__all__ = ["HitMapGrid", "line_direction", "hit_map_result", "LAYOUT_HINT", "NO_MAP"]
+
+#: kernel arguments when no map is kept: ``(lo, scale, hit_map)`` placeholders
+NO_MAP = (np.zeros(2), np.ones(2), np.zeros((1, 1, 1), np.int32))
 
 MAX_BINS = 128
 #: hits needed before the line direction is judged
@@ -51,35 +54,17 @@ class HitMapGrid:
         nx = max(1, min(MAX_BINS, x1 - x0))
         return cls(float(y_lo), float(y_hi), ny, x0 - 0.5, x1 - 0.5, nx)
 
+    def scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, scale)`` of ``(y', x)``: bin ``floor((v - lo) * scale)`` (for the kernel)."""
+        lo = np.array([self.y_lo, self.x_lo])
+        scale = np.array([self.ny / (self.y_hi - self.y_lo), self.nx / (self.x_hi - self.x_lo)])
+        return lo, scale
+
     def y_centres(self) -> np.ndarray:
         return self.y_lo + (np.arange(self.ny) + 0.5) * (self.y_hi - self.y_lo) / self.ny
 
     def x_centres(self) -> np.ndarray:
         return self.x_lo + (np.arange(self.nx) + 0.5) * (self.x_hi - self.x_lo) / self.nx
-
-
-@njit(nogil=True, cache=True)
-def map_hits(
-    n_hits, hit_y, hit_x, use, slot, a, b, y_lo, y_scale, x_lo, x_scale, out
-):  # pragma: no cover - numba
-    """Add the hits of frames with ``use[n]`` to ``out[slot, y'bin, xbin]`` (in place).
-
-    ``y' = y - (a*x + b*x**2)``; the bins are ``floor((y' - y_lo) * y_scale)`` and
-    ``floor((x - x_lo) * x_scale)``; hits outside the grid are not counted.
-    """
-    ny = out.shape[1]
-    nx = out.shape[2]
-    for n in range(n_hits.shape[0]):
-        if not use[n]:
-            continue
-        s = slot[n]
-        for k in range(n_hits[n]):
-            x = hit_x[n, k]
-            yc = hit_y[n, k] - (a * x + b * x * x)
-            ty = (yc - y_lo) * y_scale
-            tx = (x - x_lo) * x_scale
-            if ty >= 0.0 and ty < ny and tx >= 0.0 and tx < nx:
-                out[s, int(ty), int(tx)] += 1
 
 
 def _peaked(projection: np.ndarray) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,9 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def _quiet_dask_logs() -> None:
-    """Dask's INFO logs (scheduler, nanny, worker life cycle) only when asked for with -v."""
+    """Dask's own logs (scheduler, nanny, worker life cycle: INFO, and warnings such as workers
+    slow to stop) only when asked for with -v; beamstream logs what matters to a run itself."""
     level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)
-    quiet = logging.WARNING if level > logging.INFO else level
+    quiet = logging.ERROR if level > logging.INFO else level
     for name in ("distributed", "dask"):
         logging.getLogger(name).setLevel(quiet)
 
@@ -69,13 +71,16 @@ class DaskBackend:
             return cls(client)._announce()
         if not workers or workers < 1:
             raise ValueError(f"--workers: expected a positive number of workers, got {workers!r}")
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=dashboard_address,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # "port 8787 is already in use ... instead": the link printed below has the port
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=dashboard_address,
+                silence_logs=logging.ERROR,
+            )
         try:
             client = Client(cluster, timeout=timeout)
             client.wait_for_workers(workers, timeout=timeout)

@@ -14,7 +14,7 @@ from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, describe_source
-from beamstream.warmup import process_started_at, warm_up
+from beamstream.warmup import process_started_at, warm_up, watch_compiles
 
 __all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
 
@@ -105,7 +105,12 @@ def run_with_diagnosis(
         connect_reset(sinks, runner.reset)
     out = runner.status_out or io.StringIO()
     compiled = warm_up(runner.pipeline, runner.config, out=out)
-    with EmptyRunWatch(runner, runner.config.run.explain_after, out=out):
+    # kernels the warm-up could not reach (no frame_shape configured) compile on the first
+    # trains: said then, once
+    with (
+        watch_compiles(out),
+        EmptyRunWatch(runner, runner.config.run.explain_after, out=out),
+    ):
         status = runner.run(trains=trains, duration=duration)
     status["compile_s"] = compiled
     if status.get("first_processed_at") is not None:

@@ -44,6 +44,7 @@ class Panel:
         self.proc, self.result, self.kind = proc, res.name, kind
         self.key = f"{proc}.{res.name}"
         self.layout: LayoutDOM = column()
+        self._static = False
         #: a short text shown instead of the plots when there is nothing to draw
         self.note = Div(text="", visible=False, width=WIDTH, name=f"note:{self.key}")
         self.empty = False
@@ -65,6 +66,7 @@ class Panel:
 
     def static(self) -> None:
         """Hide the controls that need a server (for a standalone page)."""
+        self._static = True
         axes = getattr(self, "axes", None)
         if axes is not None:
             axes.widget.visible = False
@@ -253,6 +255,8 @@ class LinesPanel(Panel):
         self.fig.title.text = title
         empty = prep.all_missing(values)
         self.show_empty(empty, [self.fig], f" ({title.split(' (', 1)[-1]}")
+        if not self._static:
+            self.axes.widget.visible = not empty  # no axes choice for a "no data" note
         if empty:
             return
         dim = self.kind.data_dims[0]

@@ -56,5 +56,9 @@ class EmptyRunWatch:
         if self.runner.status_dict().get("processed", 0) == 0:
             self.fired = True
             text = explain_runner(self.runner)
+            hub = getattr(self.runner, "hub", None)
+            why = next((line for line in text.splitlines() if line.startswith("why: ")), "")
+            if hub is not None and why:
+                hub.info["diagnosis"] = why.removeprefix("why: ")  # shown in the dashboard
             self.out.write(f"\nbeamstream run: after {self.after:g} s, {text}\n")
             self.out.flush()

@@ -48,6 +48,9 @@ def test_header_and_waiting_state():
     assert src["state"] == ["stalled"] and src["level"] == ["red"]
     assert src["last_train_id"] == [10000000042] and src["age_s"][0] >= 12
     assert "last train <b>10000000042</b>" in header.text and "s ago" in header.text
+    hub.info["diagnosis"] = "all trains rejected: detector data missing (3)"
+    app.update()
+    assert "nothing processed: all trains rejected: detector data missing (3)" in header.text
 
 
 def test_scan_map_in_motor_units_and_unplaced_bars():
@@ -88,3 +91,14 @@ def test_log_colour_scale_is_said_on_the_colour_bar():
     app.scale.active = 1
     app.update()
     assert doc.get_model_by_name("colorbar:maps.maps/total").title == "log10(counts)"
+
+
+def test_a_scalar_result_without_scan_bins_is_a_note_not_an_error(caplog):
+    hub = Hub()
+    empty = Result("trains", np.zeros(0, np.int64), ("scan",), {"scan": np.zeros(0)})
+    hub.publish(Snapshot(1, time.time(), {"mean": {"trains": empty}}, {}, {}))
+    app, doc = build(hub)
+    note = doc.get_model_by_name("note:mean.trains")
+    assert note.visible and "no data yet" in note.text
+    assert not doc.get_model_by_name("figure:mean.trains").visible
+    assert "failed" not in caplog.text

@@ -120,6 +120,8 @@ def test_the_explanation_comes_during_the_run_too(endpoint):
     assert status["processed"] == 0
     assert "beamstream run: after 0.5 s, no train was processed" in out.getvalue()
     assert "nothing listening" in status["explanation"]
+    # the dashboard header shows the same reason
+    assert runner.hub.info["diagnosis"].startswith(f"nothing listening at {endpoint}")
 
 
 def test_a_run_that_processes_trains_exits_zero(endpoint, capsys):

@@ -117,7 +117,14 @@ class HeaderPanel:
         config = esc(str(info.get("config_name") or ""))
         cells = [badge, f"source <code>{source}</code>", last, f"config {config} version {version}"]
         sep = "<span style='color:#aaa;padding:0 10px'>|</span>"
+        why = info.get("diagnosis") if not status.get("processed") else None
+        note = (
+            f"<div style='color:{_COLOURS['red']};padding-top:4px'>nothing processed: "
+            f"{esc(str(why))}</div>"
+            if why
+            else ""
+        )
         return (
             f"<div style='font-size:14px'><span style='font-size:20px;font-weight:bold;"
-            f"padding-right:16px'>{esc(self.title)}</span>{sep.join(cells)}</div>"
+            f"padding-right:16px'>{esc(self.title)}</span>{sep.join(cells)}{note}</div>"
         )

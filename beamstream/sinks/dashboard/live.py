@@ -292,7 +292,7 @@ class StatusPanel:
             ("epoch", int(values["epoch"]) if math.isfinite(values["epoch"]) else epoch),
         ]
         for k, v in sorted(info.items()):
-            if k not in ("dashboard_url", "source", "config_name", "config_version"):
+            if k not in ("dashboard_url", "source", "config_name", "config_version", "diagnosis"):
                 items.append((str(k), v))
         cells = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"

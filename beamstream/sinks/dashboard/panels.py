@@ -275,6 +275,10 @@ class LinesPanel(Panel):
 
     def _scalar(self, res: Result) -> None:
         data = np.asarray(res.data, dtype=np.float64)
+        if data.size == 0:  # no scan bin yet (nothing processed)
+            self.table.visible = False
+            self.show_empty(True, [self.fig], " yet")
+            return
         if not self.kind.has_scan:
             keys = np.zeros(1)
             data = data.reshape(1, -1)

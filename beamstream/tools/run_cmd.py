@@ -73,7 +73,9 @@ def run_pipeline(
                 sink.resume_from(previous.segments, previous.records_files_for(sink.path))
     else:
         sinks = build_sinks(config, output)
-    if dashboard is not None or dashboard_port is not None:
+    if dashboard is False:  # no dashboard: without importing Bokeh (a second of start-up)
+        sinks = [s for s in sinks if s.name != "dashboard"]
+    elif dashboard is not None or dashboard_port is not None:
         from beamstream.sinks.dashboard import dashboard_sinks
 
         sinks = dashboard_sinks(sinks, dashboard, dashboard_port)

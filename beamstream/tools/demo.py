@@ -212,6 +212,11 @@ def _summary(running: list[_Running], out: TextIO) -> None:
             f"  {r.spec.name:<5} {s.get('processed', 0)} trains, {s.get('frames', 0)} frames; "
             f"drops: {drops}; results in {r.output}\n"
         )
+        if r.runner is not None and not s.get("processed"):
+            from beamstream.diagnose.watch import explain_runner
+
+            why = explain_runner(r.runner, probe=False).replace("\n", "\n        ")
+            out.write(f"        {why}\n")
     out.write("look at a results file with: beamstream report <file.h5> -o report.html\n")
     out.flush()
 

@@ -126,7 +126,12 @@ def _why_nothing(endpoint: str, socket: str, probe: bool) -> str:
             f"nothing listening at {endpoint}: start the source, or check source.endpoint "
             "(--endpoint)"
         )
-    if found.accepts and socket not in found.accepts:
+    if not found.accepts:
+        return (
+            f"something listens at {endpoint} but no ZeroMQ REP, PUB or PUSH socket answered: "
+            "is it another service (check source.endpoint)?"
+        )
+    if socket not in found.accepts:
         server = SERVER_OF[found.accepts[0]]
         return (
             f"wrong socket pattern: the source at {endpoint} is a {server} socket, which a "

@@ -170,3 +170,15 @@ def test_processor_typos_get_did_you_mean(tmp_path):
         ConfigError, match=r"dark_substract: unknown parameter \(did you mean 'dark_subtract'\?\)"
     ):
         Pipeline(bad)
+
+
+def test_a_listener_that_is_not_zeromq(tcp_endpoint, capsys):
+    import socket as pysocket
+
+    host, port = tcp_endpoint.removeprefix("tcp://").split(":")
+    with pysocket.socket() as server:
+        server.bind((host, int(port)))
+        server.listen(8)
+        code, err = run(capsys, str(DSSC), "--endpoint", tcp_endpoint, "--duration", "1.5")
+    assert code == 1
+    assert f"why: something listens at {tcp_endpoint} but no ZeroMQ" in err

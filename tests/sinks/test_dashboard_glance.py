@@ -102,3 +102,24 @@ def test_a_scalar_result_without_scan_bins_is_a_note_not_an_error(caplog):
     assert note.visible and "no data yet" in note.text
     assert not doc.get_model_by_name("figure:mean.trains").visible
     assert "failed" not in caplog.text
+
+
+def test_counts_by_two_named_categories_are_bars_of_pairs():
+    hub = Hub()
+    coords = {"attribute": np.array(["a", "b"]), "kind": np.array(["raised", "nan", "shape"])}
+    problems = Result(
+        "attrs/problems", np.arange(6).reshape(2, 3), ("attribute", "kind"), coords, "frames"
+    )
+    hub.publish(Snapshot(1, time.time(), {"attrs": {problems.name: problems}}, {}, {}))
+    app, doc = build(hub)
+    bars = doc.get_model_by_name("bars:attrs.attrs/problems").data
+    assert bars["name"] == [
+        "a / raised",
+        "a / nan",
+        "a / shape",
+        "b / raised",
+        "b / nan",
+        "b / shape",
+    ]
+    assert bars["count"] == [0, 1, 2, 3, 4, 5]
+    assert doc.get_model_by_name("figure:attrs.attrs/problems").title.text.endswith("15 frames")

@@ -16,10 +16,18 @@ from beamstream.sinks.dashboard.panels import Panel
 from beamstream.sinks.dashboard.prep import Kind
 from beamstream.sinks.dashboard.views import WIDTH, Controls, readable_numbers
 
-__all__ = ["BarsPanel", "WARNING_ATTRS"]
+__all__ = ["BarsPanel", "WARNING_ATTRS", "category_names"]
 
 #: result attributes shown as the panel's warning line
 WARNING_ATTRS = ("grid_warning", "layout_warning", "warning")
+
+
+def category_names(res: Result, dims: tuple[str, ...]) -> list[str]:
+    """The bar names: the categories of one dim, or ``"a / b"`` for each pair of two."""
+    names = [""]
+    for d in dims:
+        names = [f"{a} / {c}" if a else str(c) for a in names for c in res.coords[d]]
+    return names
 
 
 class BarsPanel(Panel):
@@ -27,8 +35,7 @@ class BarsPanel(Panel):
 
     def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
         super().__init__(proc, res, kind, mask)
-        dim = kind.data_dims[0]
-        names = [str(c) for c in res.coords[dim]]
+        names = category_names(res, kind.data_dims)
         self.source = ColumnDataSource(
             {"name": names, "count": [0] * len(names)}, name=f"bars:{self.key}"
         )
@@ -39,7 +46,7 @@ class BarsPanel(Panel):
             x_range=FactorRange(*names),
             y_axis_label=res.units or "count",
             tools="save,hover",
-            tooltips=[(dim, "@name"), ("count", "@count")],
+            tooltips=[(" / ".join(kind.data_dims), "@name"), ("count", "@count")],
             name=f"figure:{self.key}",
         )
         self.fig.vbar(x="name", top="count", source=self.source, width=0.7, color="#c62828")
@@ -53,15 +60,12 @@ class BarsPanel(Panel):
         res = results.get(self.result)
         if res is None:
             return
-        dim = self.kind.data_dims[0]
-        axis = res.dims.index(dim)
-        counts = np.nansum(
-            np.moveaxis(np.asarray(res.data, np.float64), axis, -1).reshape(
-                -1, res.data.shape[axis]
-            ),
-            axis=0,
-        )
-        self.source.data = {"name": [str(c) for c in res.coords[dim]], "count": counts.tolist()}
+        dims = self.kind.data_dims
+        data = np.asarray(res.data, np.float64)
+        axes = [res.dims.index(d) for d in dims]
+        data = np.moveaxis(data, axes, range(data.ndim - len(dims), data.ndim))
+        counts = np.nansum(data.reshape(-1, int(np.prod(data.shape[-len(dims) :]))), axis=0)
+        self.source.data = {"name": category_names(res, dims), "count": counts.tolist()}
         total = float(counts.sum())
         self.fig.title.text = f"{self.key}: {total:.0f} {res.units or ''}".rstrip()
         text = next((str(res.attrs[k]) for k in WARNING_ATTRS if res.attrs.get(k)), "")

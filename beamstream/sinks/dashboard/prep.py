@@ -92,8 +92,8 @@ def classify(res: Result) -> Kind | None:
         return None
     has_scan = SCAN_DIM in dims
     lead = tuple(d for d in dims if d != SCAN_DIM)
-    if len(lead) == 1 and not _is_group(lead[0]) and _categorical(res, lead[0]):
-        data, kind = lead, "bars"
+    if lead and all(not _is_group(d) and _categorical(res, d) for d in lead):
+        data, kind = lead, "bars"  # counts by named categories (one dim, or their pairs)
     elif dims[-2:] == PIXEL_DIMS and not all(d in res.coords for d in PIXEL_DIMS):
         data = ("module", *PIXEL_DIMS) if len(dims) >= 3 and dims[-3] == "module" else PIXEL_DIMS
         kind = "image"

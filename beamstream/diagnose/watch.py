@@ -9,7 +9,7 @@ from typing import Any, Protocol, TextIO
 from beamstream.config import PipelineConfig
 from beamstream.diagnose.empty_run import explain_empty_run
 
-__all__ = ["EmptyRunWatch", "explain_runner"]
+__all__ = ["EmptyRunWatch", "explain_runner", "receiver_stats"]
 
 
 class _RunnerLike(Protocol):
@@ -20,10 +20,19 @@ class _RunnerLike(Protocol):
 
 def explain_runner(runner: _RunnerLike, probe: bool = True) -> str:
     """`explain_empty_run` for a runner (its config, status and receiver stats)."""
+    return explain_empty_run(runner.config, runner.status_dict(), receiver_stats(runner), probe)
+
+
+def receiver_stats(runner: Any) -> dict[str, Any] | None:
+    """The stats of the runner's receiver (`Receiver.stats`), None when it reads no socket."""
     rx = getattr(runner, "receiver", None)
-    return explain_empty_run(
-        runner.config, runner.status_dict(), rx.stats() if rx is not None else None, probe
-    )
+    if rx is None:  # a runner whose executor owns the source
+        rx = getattr(getattr(runner, "executor", None), "source", None)
+    stats = getattr(rx, "stats", None)
+    if not callable(stats):
+        return None
+    found = stats()
+    return found if isinstance(found, dict) and "received" in found else None
 
 
 class EmptyRunWatch:

@@ -10,7 +10,7 @@ from numba import njit
 
 from beamstream.config import load_config, parse_config
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.simulate import DsscSimulator
+from beamstream.simulate import DsscSimulator
 from beamstream.warmup import synthetic_train, warm_up, watch_compiles
 from tests.simrun import CONFIG_DIR
 

@@ -36,6 +36,7 @@ class Snapshot:
         results: dict[str, dict[str, Result]] | Callable[[], dict[str, dict[str, Result]]],
         states: dict[str, Any],
         status: dict[str, Any] | None = None,
+        *,
         epoch: int = 0,
         final: bool = False,
     ):
@@ -93,6 +94,8 @@ class Hub:
         self._status: dict[str, Any] = {}
         self._closed = False
         self._latest_view: Any = None
+        #: unix time of the first processed train (set by `set_latest`)
+        self.first_view_at: float | None = None
 
     # -- writer side --------------------------------------------------------------------------
     def publish(self, snapshot: Snapshot) -> None:
@@ -119,6 +122,8 @@ class Hub:
 
     def set_latest(self, latest: Any) -> None:
         """The most recent processed train's view (e.g. for a live image); no copy."""
+        if self.first_view_at is None:
+            self.first_view_at = time.time()  # when the run processed its first train
         self._latest_view = latest
 
     def close(self) -> None:

@@ -61,6 +61,7 @@ class Receiver:
         self,
         endpoint: str,
         socket: str = "REQ",
+        *,
         queue: int = 4,
         policy: str = "block",
         timeout: float | None = None,
@@ -95,6 +96,7 @@ class Receiver:
         self._sources: dict[str, dict[str, str]] = {}
         self._sources_at = 0.0
         self._last_tid: int | None = None
+        self._last_at: float | None = None  # unix time of the last message
         self._started = time.monotonic()
         self._badlog = RateLimitedLog(log, interval=5.0)
         self._thread = threading.Thread(
@@ -153,6 +155,7 @@ class Receiver:
                 "MB_per_s": bytes_win / span / 1e6 if span else 0.0,
                 "last_train_id": self._last_tid,
                 "uptime_s": now - self._started,
+                "last_received_at": self._last_at,
                 "sources": {s: dict(k) for s, k in self._sources.items()},
             }
 
@@ -221,6 +224,7 @@ class Receiver:
         with self._cond:
             self._counts["received"] += 1
             self._counts["bytes"] += nbytes
+            self._last_at = time.time()
             self._window.append((now, nbytes))
             self._trim_window(now)
         try:

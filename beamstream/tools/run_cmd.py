@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamstream.config import PipelineConfig, load_config
+from beamstream.config import ConfigError, PipelineConfig, load_config
 from beamstream.diagnose.watch import EmptyRunWatch, explain_runner
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, describe_source
+from beamstream.sinks.recorder import RawRecorder
 from beamstream.warmup import process_started_at, warm_up, watch_compiles
 
 __all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
@@ -57,12 +59,12 @@ def run_pipeline(
     ``dashboard``: True adds the live dashboard (on ``dashboard_port``), False removes it, None
     keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
     ``workers`` / ``scheduler`` (default: the config's ``[cluster]``; ``workers=0``: none) fan the
-    run out over Dask workers (`beamstream.cluster.live.LiveDriver`).
+    run out over Dask workers (`beamstream.cluster.live.DaskLiveExecutor`).
     """
     states = None
     if resume is not None:
+        from beamstream.formats.results import load_resume
         from beamstream.sinks.hdf5 import HDF5Sink
-        from beamstream.sinks.results import load_resume
 
         previous = load_resume(resume, config)
         states = previous.states
@@ -85,15 +87,23 @@ def run_pipeline(
     status_out = None if quiet else sys.stderr
     if workers is None and scheduler is None:
         workers, scheduler = config.cluster.workers, config.cluster.scheduler
+    recorders = [s for s in sinks if isinstance(s, RawRecorder)]
+    sinks = [s for s in sinks if not isinstance(s, RawRecorder)]
+    kw: dict[str, Any] = dict(hub=hub, states=states, status_out=status_out)
     if workers or scheduler:
         from beamstream.cluster.dask_backend import DaskBackend
-        from beamstream.cluster.live import LiveDriver, check_fanout
+        from beamstream.cluster.live import DaskLiveExecutor, check_fanout
 
         check_fanout(config)  # before starting a cluster
+        if recorders:
+            raise ConfigError(
+                f"{config.path}: sinks: raw records every train where it is received; with "
+                "workers, trains never reach this process (record with a single-process run)"
+            )
         with DaskBackend.connect(workers, scheduler) as backend:
-            runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
+            runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
             return run_with_diagnosis(runner, sinks, trains, duration)
-    runner = Runner(config, sinks, hub, states=states, status_out=status_out)
+    runner = Runner(config, LocalExecutor(recorders=recorders), sinks, **kw)
     return run_with_diagnosis(runner, sinks, trains, duration)
 
 
@@ -115,8 +125,9 @@ def run_with_diagnosis(
     ):
         status = runner.run(trains=trains, duration=duration)
     status["compile_s"] = compiled
-    if status.get("first_processed_at") is not None:
-        status["first_processed_s"] = status["first_processed_at"] - process_started_at()
+    first = runner.hub.first_view_at
+    if first is not None:
+        status["first_processed_s"] = first - process_started_at()
     if status["processed"] == 0:
         status["explanation"] = explain_runner(runner)
     return status

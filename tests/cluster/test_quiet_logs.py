@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from beamstream.sinks.recorder import RawWriter
-from beamstream.streamer.simulate import DsscSimulator
+from beamstream.formats.raw import RawWriter
+from beamstream.simulate import DsscSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from beamstream.config import ConfigError, load_config, parse_config
 from beamstream.diagnose.probe import probe_endpoint
 from beamstream.diagnose.suggest import did_you_mean
 from beamstream.runner import Runner
+from beamstream.simulate import DsscSimulator, simulate
 from beamstream.streamer.sender import Sender
-from beamstream.streamer.simulate import DsscSimulator, simulate
 from beamstream.tools.run_cmd import run_with_diagnosis
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import numpy as np
 
 from beamstream.processors.maps.advice import PositionLog, grid_advice, suggest_axis
 from beamstream.processors.maps.grid import ScanGrid
-from beamstream.streamer.simulate.saxs import RasterScan
+from beamstream.simulate.saxs import RasterScan
 from tests.processors.maps.test_scanmap import positional, run, scan_views
 
 

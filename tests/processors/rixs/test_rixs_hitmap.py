@@ -10,7 +10,7 @@ import numpy as np
 from beamstream.config import load_config
 from beamstream.processors.pipeline import Pipeline
 from beamstream.processors.rixs.hitmap import LAYOUT_HINT, line_direction
-from beamstream.streamer.simulate import RixsSimulator
+from beamstream.simulate import RixsSimulator
 from beamstream.streamer.train import Train
 from tests.simrun import CONFIG_DIR
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import zlib
 from typing import Any
 
@@ -21,13 +20,12 @@ from beamstream.processors.rixs._detect_kernels import detect_xfel
 from beamstream.processors.rixs._esrf_kernel import detect_esrf
 from beamstream.processors.rixs._histogram_kernel import histogram_hits
 from beamstream.processors.rixs.curvature import correct, parse_curvature
-from beamstream.processors.rixs.hitmap import LAYOUT_HINT, NO_MAP, HitMapGrid, hit_map_result
+from beamstream.processors.rixs.hitmap import NO_MAP, HitMap
 from beamstream.processors.rixs.thresholds import Thresholds
 from beamstream.processors.state import BinnedState
 
 __all__ = ["PhotonCentroider", "DEFAULT_HIT_LIST"]
 
-log = logging.getLogger(__name__)
 
 #: hit-list size per train when ``hit_list = true``
 DEFAULT_HIT_LIST = 10_000
@@ -151,12 +149,8 @@ single_fraction, double_fraction, double_threshold
         self._dark_crop: dict[tuple[int, ...], np.ndarray] = {}
         self._dark_sum: np.ndarray | None = None
         self._dark_n = 0
-        #: the grid of the accumulated hit map (known once the frame shape is)
-        self.hit_grid: HitMapGrid | None = None
-        if self.frame_shape is not None:
-            _, _, x0, x1 = self.roi.resolve(tuple(self.frame_shape), _MIN_SIZE[self.mode])
-            self.hit_grid = HitMapGrid.covering(self.axis.lo, self.axis.hi, x0, x1)
-        self._layout_warned = False
+        #: the accumulated hit map (with the frame shape known at construction)
+        self.hit_map = HitMap.of(self.roi, self.frame_shape, self.axis, _MIN_SIZE[self.mode])
 
     # -- configuration ------------------------------------------------------------------------
     def describe(self) -> str:
@@ -200,14 +194,10 @@ single_fraction, double_fraction, double_threshold
                 "monitor_sum": ((s,), np.float64),
                 "monitor_frames": ((s,), i64),
                 "dark_frames": ((), i64),
-                **self._hit_map_spec(s),
+                **(self.hit_map.spec(s) if self.hit_map else {}),
             },
             meta=self._meta(),
         )
-
-    def _hit_map_spec(self, slots: int) -> dict[str, tuple[tuple[int, ...], type]]:
-        g = self.hit_grid
-        return {} if g is None else {"hit_map": ((slots, g.ny, g.nx), np.int32)}
 
     def _geometry(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
         g = self._geom.get(shape)
@@ -290,7 +280,7 @@ single_fraction, double_fraction, double_threshold
                 )  # fmt: skip
             use = n_over == 0
             a, b = self.curvature
-            g = self.hit_grid
+            g = self.hit_map.grid if self.hit_map else None
             histogram_hits(
                 n_hits, out_y, out_x, out_double, use, slot, a, b,
                 self.axis.lo, 1.0 / self.axis.width,
@@ -346,17 +336,6 @@ single_fraction, double_fraction, double_threshold
         view.records[f"{self.name}.hits_truncated"] = total - len(hits["x"])
 
     # -- results ------------------------------------------------------------------------------
-    def _hit_map_result(
-        self, hit_map: np.ndarray, coords: dict[str, np.ndarray], attrs: dict[str, object]
-    ) -> Result:
-        """The accumulated hit map; warns once when its lines run along the wrong axis."""
-        assert self.hit_grid is not None
-        res = hit_map_result(self.hit_grid, self.axis, hit_map, coords, attrs)
-        if "layout_warning" in res.attrs and not self._layout_warned:
-            self._layout_warned = True
-            log.warning("%s: %s", self.name, LAYOUT_HINT)
-        return res
-
     def finalize(self, state: BinnedState) -> dict[str, Result]:
         """Spectra vs energy per (scan, slot), normalized copies, counts and differences."""
         single = state["single"]
@@ -399,8 +378,8 @@ single_fraction, double_fraction, double_threshold
             out[key] = res(key, state[key].copy(), ("scan", "slot"), units="")
         out["monitor"] = res("monitor", state["monitor_sum"].copy(), ("scan", "slot"))
         out["dark_frames"] = res("dark_frames", state["dark_frames"].copy(), ("scan",))
-        if self.hit_grid is not None:
-            out["hit_map"] = self._hit_map_result(state["hit_map"], coords, attrs)
+        if self.hit_map:
+            out["hit_map"] = self.hit_map.result(self.name, state["hit_map"], coords, attrs)
         pairs = self.slot_map.pairs()
         if pairs:
             diff = np.stack([per_frame[:, p] - per_frame[:, u] for p, u in pairs], axis=1)

@@ -10,6 +10,7 @@ spectrum is meaningless: `line_direction` tells, so that the centroider can warn
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,9 @@ import numpy as np
 
 from beamstream.processors.base import Result
 
-__all__ = ["HitMapGrid", "line_direction", "hit_map_result", "LAYOUT_HINT", "NO_MAP"]
+__all__ = ["HitMap", "HitMapGrid", "line_direction", "hit_map_result", "LAYOUT_HINT", "NO_MAP"]
+
+log = logging.getLogger("beamstream.processors.rixs.centroider")
 
 #: kernel arguments when no map is kept: ``(lo, scale, hit_map)`` placeholders
 NO_MAP = (np.zeros(2), np.ones(2), np.zeros((1, 1, 1), np.int32))
@@ -117,3 +120,39 @@ def hit_map_result(
         {"energy": "eV" if calibrated else "px", "x": "pixel"},
         attrs,
     )
+
+
+class HitMap:
+    """The hit map of one centroider: its grid, state field, result, and one layout warning."""
+
+    def __init__(self, grid: HitMapGrid | None, axis: Any):
+        self.grid = grid
+        self.axis = axis
+        self.warned = False
+
+    @classmethod
+    def of(cls, roi: Any, frame_shape: Any, axis: Any, min_size: int) -> HitMap:
+        """The map over ``axis`` and the ROI's x pixels (no grid without a frame shape)."""
+        if frame_shape is None:
+            return cls(None, axis)
+        _, _, x0, x1 = roi.resolve(tuple(frame_shape), min_size)
+        return cls(HitMapGrid.covering(axis.lo, axis.hi, x0, x1), axis)
+
+    def __bool__(self) -> bool:
+        return self.grid is not None
+
+    def spec(self, slots: int) -> dict[str, tuple[tuple[int, ...], type]]:
+        """The state field ``hit_map`` (per scan bin)."""
+        assert self.grid is not None
+        return {"hit_map": ((slots, self.grid.ny, self.grid.nx), np.int32)}
+
+    def result(
+        self, name: str, counts: np.ndarray, coords: dict[str, np.ndarray], attrs: dict[str, object]
+    ) -> Result:
+        """The result; a warning (once per run) when the lines run along x."""
+        assert self.grid is not None
+        res = hit_map_result(self.grid, self.axis, counts, coords, attrs)
+        if "layout_warning" in res.attrs and not self.warned:
+            self.warned = True
+            log.warning("%s: %s", name, LAYOUT_HINT)
+        return res

@@ -105,6 +105,22 @@ def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     return load_config(path).with_source(endpoint=endpoint, socket=socket, timeout=None)
 
 
+def _available(pipelines: tuple[DemoPipeline, ...], out: TextIO) -> list[DemoPipeline]:
+    """The pipelines whose libraries are installed (the Eiger one needs ``beamstream[dectris]``)."""
+    import importlib.util
+
+    def have(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    dectris = all(have(m) for m in ("cbor2", "dectris.compression", "bitshuffle"))
+    if not dectris:
+        out.write("eiger pipeline skipped: install beamstream[dectris] for DECTRIS streams\n")
+    return [p for p in pipelines if p.detector != "eiger" or dectris]
+
+
 def _open_source(config: PipelineConfig, hub: Hub) -> tuple[PipelineConfig, Any]:
     """A DECTRIS source, opened early when the geometry comes from its stream (else None)."""
     if config.source.type != "dectris":
@@ -132,7 +148,7 @@ def run_demo(
     sockdir = tempfile.mkdtemp(prefix="beamstream-demo-")
     running = [
         _Running(spec, f"ipc://{sockdir}/{spec.name}", outdir / f"{spec.name}.h5")
-        for spec in DEMO_PIPELINES
+        for spec in _available(DEMO_PIPELINES, out)
     ]
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -85,6 +85,11 @@ class ScanMap(Accumulator[BinnedState]):
         Sample name stored with the results.
     """
 
+    def main_result(self, results: dict[str, Result]) -> str | None:
+        """The first attribute's map (not the bookkeeping ``n_frames`` / ``unplaced``)."""
+        skip = ("maps/n_frames", "maps/unplaced")
+        return next((n for n in results if n not in skip and n.startswith("maps/")), None)
+
     def __init__(
         self,
         *,

@@ -86,6 +86,8 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         Threads for the kernels (default: numba's thread count).
     """
 
+    plot_preference = ("I_q", "I_qphi")
+
     def __init__(
         self,
         *,

@@ -56,6 +56,8 @@ class EnergyIntegrator(Accumulator[BinnedState]):
         Frame-pattern slot names (default ``["image"]``).
     """
 
+    plot_preference = ("spectrum",)
+
     def __init__(
         self,
         *,

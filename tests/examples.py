@@ -13,6 +13,7 @@ from pathlib import Path
 from beamstream.config import load_config
 from beamstream.runner import Runner
 from beamstream.sinks.hdf5 import HDF5Sink
+from beamstream.sinks.hub import Hub
 from beamstream.streamer.simulate import (
     DsscSimulator,
     RixsSimulator,
@@ -50,7 +51,9 @@ def run_example(name: str, directory: Path, endpoint: str, timeout: float = 120)
     )
     server.start()
     config = load_config(CONFIG_DIR / name).with_source(endpoint=endpoint)
-    runner = Runner(config, [HDF5Sink(str(out), fsync=False)], status_out=None)
+    hub = Hub(config.run.records, config.text)  # as `beamstream run` makes it
+    hub.info["config_path"] = str(CONFIG_DIR / name)
+    runner = Runner(config, [HDF5Sink(str(out), fsync=False)], hub=hub, status_out=None)
     try:
         status = runner.run(trains=trains, duration=timeout)
     finally:

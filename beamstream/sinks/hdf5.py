@@ -227,9 +227,6 @@ def write_results_file(
         write_default_plot(entry, results)
         if has_iq(results):
             entry.create_dataset("cansas_file", data=cansas_path_for(path).name)
-    if has_iq(results):  # SAS tools read a file of NXcanSAS entries only
-        with atomic_h5(cansas_path_for(path), fsync=fsync) as f:
-            write_cansas(f, results, config_text, title)
         st = entry.create_group("states", track_order=True)
         st.attrs["NX_class"] = "NXcollection"
         for name, state in states.items():
@@ -240,6 +237,9 @@ def write_results_file(
             )
             entry["records"] = h5py.ExternalLink(records_files[-1], "/records")
             entry["records_index"] = h5py.ExternalLink(records_files[-1], "/records_index")
+    if has_iq(results):  # SAS tools read a file of NXcanSAS entries only
+        with atomic_h5(cansas_path_for(path), fsync=fsync) as f:
+            write_cansas(f, results, config_text, title)
 
 
 def _write_results(

@@ -20,6 +20,7 @@ import numpy as np
 from beamstream.config import PipelineConfig, parse_config
 from beamstream.processors.base import Result
 from beamstream.processors.pipeline import Pipeline, States
+from beamstream.processors.xr import to_dataset
 from beamstream.sinks.h5layout import (
     fingerprint_diff,
     from_json,
@@ -30,7 +31,7 @@ from beamstream.sinks.h5layout import (
     read_tree,
 )
 from beamstream.sinks.hdf5 import write_results_file
-from beamstream.sinks.records import RaggedRows, read_columns
+from beamstream.sinks.records_read import read_records, records_dataset
 
 __all__ = [
     "ResultsFile",
@@ -238,93 +239,18 @@ def merge_results(
     return read_results_file(out)
 
 
-def read_records(
-    paths: Sequence[str | os.PathLike[str]], ragged: str = "rows"
-) -> dict[str, np.ndarray | RaggedRows]:
-    """The per-train records of one or more records files, concatenated row by row.
-
-    Scalar columns are 1-D arrays with one value per train (a file without the key: NaN, 0 or
-    ``b""``). Ragged columns (array-valued records: hit lists, per-frame values) come as
-    ``ragged="rows"`` (default): a 1-D object array with one array per train, of shape
-    ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
-    `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
-    (the trailing dims must agree across files). Rows are complete: a file being written or
-    left by a killed writer gives the rows all its columns have.
-    """
-    if ragged not in ("rows", "flat"):
-        raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
-    parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
-    for p in paths:
-        if not Path(p).exists():
-            continue
-        with open_h5(p) as f:
-            parts.append(read_columns(f))
-    protos: dict[str, np.ndarray | RaggedRows] = {}
-    for cols, _ in parts:
-        for k, v in cols.items():  # ragged in any file: ragged
-            if k not in protos or (
-                isinstance(v, RaggedRows) and not isinstance(protos[k], RaggedRows)
-            ):
-                protos[k] = v
-    out: dict[str, np.ndarray | RaggedRows] = {}
-    for k, proto in protos.items():
-        if isinstance(proto, RaggedRows):
-            pieces = [_as_ragged(cols.get(k), n, proto) for cols, n in parts]
-            if ragged == "rows":
-                out[k] = np.concatenate([p.rows() for p in pieces])
-            else:
-                out[k] = _concat_ragged(k, pieces)
-            continue
-        chunks = []
-        for cols, n in parts:
-            v = cols.get(k)
-            if v is not None:
-                chunks.append(v)
-            elif n:
-                fill = np.nan if proto.dtype.kind in "fc" else b"" if proto.dtype.kind == "S" else 0
-                chunks.append(np.full((n, *proto.shape[1:]), fill, proto.dtype))
-        out[k] = np.concatenate(chunks) if chunks else proto
-    return out
-
-
-def _as_ragged(v: np.ndarray | RaggedRows | None, n: int, proto: RaggedRows) -> RaggedRows:
-    """One file's part of a ragged column (missing: empty rows; fixed rows of old files: whole)."""
-    if isinstance(v, RaggedRows):
-        return v
-    if v is None:
-        return RaggedRows(proto.values[:0], np.zeros(n + 1, np.int64))
-    a = np.asarray(v)
-    if a.ndim < 2:  # a scalar column in that file: one-element rows
-        a = a.reshape(len(a), 1)
-    return RaggedRows(a.reshape(-1, *a.shape[2:]), np.arange(len(a) + 1) * a.shape[1])
-
-
-def _concat_ragged(key: str, pieces: list[RaggedRows]) -> RaggedRows:
-    if len(pieces) == 1:
-        return pieces[0]
-    rests = {p.values.shape[1:] for p in pieces}
-    if len(rests) > 1:
-        raise ValueError(
-            f"records {key!r}: trailing dims differ between files ({sorted(rests)}); "
-            "read them with ragged='rows'"
-        )
-    offsets = [np.zeros(1, np.int64)]
-    total = 0
-    for p in pieces:
-        offsets.append(p.offsets[1:] + total)
-        total += int(p.offsets[-1])
-    return RaggedRows(np.concatenate([p.values for p in pieces]), np.concatenate(offsets))
-
-
 @dataclass
 class Results(Mapping):
     """`open_results`' answer: results per processor, records, config and provenance.
 
     ``results[proc]`` is an ``xarray.Dataset`` when xarray is installed (else a dict of
-    `Result`); ``records`` likewise (a dict of arrays without xarray): one value per train for
-    scalar keys, and for ragged (array-valued) keys a 1-D object array holding one array per train
-    (see `read_records`; ``read_records(results.file.records_paths(), ragged="flat")`` gives them
-    as ``(values, offsets)``).
+    `Result`): one variable per result, holding exactly the file's values (every distinct grid
+    has its own dim name, e.g. ``q`` and ``q_1d``, see `beamstream.processors.xr`); coordinates
+    carry ``units`` and ``long_name``. ``records`` likewise (a dict of arrays without xarray),
+    indexed by ``train_id`` (with a ``time`` coordinate from the timestamps): one value per
+    train for scalar keys, and for ragged (array-valued) keys a 1-D object array holding one
+    array per train (see `read_records`; ``read_records(results.file.records_paths(),
+    ragged="flat")`` gives them as ``(values, offsets)``).
     """
 
     path: Path
@@ -344,18 +270,18 @@ class Results(Mapping):
     def __len__(self) -> int:
         return len(self.results)
 
+    def _repr_html_(self) -> str:
+        from beamstream.sinks.reprs import human_time, results_table_html
 
-def _xr_dataset(named: Mapping[str, Result]) -> Any:
-    import xarray as xr
-
-    arrays = {
-        n: xr.DataArray(r.data, dims=r.dims, coords=r.coords, attrs={"units": r.units, **r.attrs})
-        for n, r in named.items()
-    }
-    try:
-        return xr.Dataset(arrays)
-    except ValueError:  # results of one processor with clashing axes: keep them apart
-        return arrays
+        p = self.provenance
+        facts = {
+            "config": self.file.config_path,
+            "processed trains": p.get("processed"),
+            "train ids": " – ".join(str(t) for t in p.get("accepted_train_ids") or []),
+            "start": human_time(p.get("start")),
+            "end": human_time(p.get("end")),
+        }
+        return results_table_html(f"Results {self.path.name}", self.file.results, facts)
 
 
 def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
@@ -376,16 +302,9 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
         xr = None
     recs: Any = read_records(rf.records_paths()) if records else None
     if xr is not None:
-        results: dict[str, Any] = {p: _xr_dataset(named) for p, named in rf.results.items()}
+        results: dict[str, Any] = {p: to_dataset(named) for p, named in rf.results.items()}
         if recs is not None:
-            recs = xr.Dataset(
-                {
-                    k: (("train", *[f"{k}_{i}" for i in range(1, v.ndim)]), v)
-                    for k, v in recs.items()
-                }
-            )
-            if "train_id" in recs:
-                recs = recs.set_coords("train_id")
+            recs = records_dataset(recs)
     else:
         results = {p: dict(named) for p, named in rf.results.items()}
     from beamstream.sinks.hdf5 import combine_segments

@@ -88,7 +88,7 @@ def test_layout_provenance_and_open_results(tmp_path: Path) -> None:
         assert {"numpy", "numba", "h5py", "beamstream"} <= set(prov["versions"])
         nxdata = entry["results/mean/mean"]
         assert nxdata.attrs["NX_class"] == "NXdata" and nxdata.attrs["signal"] == "data"
-        assert list(nxdata.attrs["axes"]) == ["scan", "slot", ".", "."]
+        assert list(nxdata.attrs["axes"]) == ["scan", ".", ".", "."]  # text slots: no axis
         assert nxdata.attrs["scan_indices"] == 0
         np.testing.assert_array_equal(nxdata["scan"][()], [0.0, 1.0, 2.0])
         assert "keys" in entry["states/mean"] and "arrays" in entry["states/mean"]

@@ -236,7 +236,12 @@ class LinesPanel(Panel):
         if empty:
             return
         dim = self.kind.data_dims[0]
-        x = np.asarray(res.coords.get(dim, np.arange(values.shape[-1])), dtype=np.float64)
+        x = prep.numeric_coord(res, dim, values.shape[-1])
+        labels = prep.text_labels(res, dim)
+        if labels is not None:  # text coordinate: one tick per label
+            self.fig.xaxis.ticker = list(range(len(labels)))
+            self.fig.xaxis.major_label_overrides = dict(enumerate(labels))
+            self.fig.xaxis.major_label_orientation = 0.6
         curves = values.reshape(-1, values.shape[-1])
         labels = _group_labels(res, self.kind.group_dims)
         self.lines.data = _lines(x, curves, labels)

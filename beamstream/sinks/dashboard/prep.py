@@ -29,6 +29,8 @@ __all__ = [
     "decimate",
     "color_levels",
     "image_geometry",
+    "numeric_coord",
+    "text_labels",
     "select_groups",
     "all_missing",
     "numeric_scalars",
@@ -325,6 +327,20 @@ def color_levels(
     return out, lo, hi
 
 
+def numeric_coord(res: Result, dim: str, n: int) -> np.ndarray:
+    """The coordinate of ``dim`` as floats; positions 0..n-1 for text labels or none."""
+    c = np.asarray(res.coords.get(dim, np.arange(n)))
+    return c.astype(np.float64) if c.dtype.kind in "biuf" else np.arange(n, dtype=np.float64)
+
+
+def text_labels(res: Result, dim: str) -> list[str] | None:
+    """The labels of a text coordinate (e.g. counts per reason), None for numbers."""
+    c = res.coords.get(dim)
+    if c is None or np.asarray(c).dtype.kind in "biuf":
+        return None
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in c]
+
+
 def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[str, ...]):
     """``(x, y, dw, dh, x_label, y_label)`` placing an image: pixel units for detector images,
     coordinate units (bin edges from centres) for maps."""
@@ -334,7 +350,7 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
     ydim, xdim = data_dims[-2], data_dims[-1]
 
     def span(dim: str, n: int) -> tuple[float, float]:
-        c = np.asarray(res.coords.get(dim, np.arange(n)), dtype=np.float64)
+        c = numeric_coord(res, dim, n)
         if c.size < 2:
             return (float(c[0]) - 0.5 if c.size else 0.0), 1.0
         step = (c[-1] - c[0]) / (c.size - 1)

@@ -9,11 +9,12 @@ an error, never a silent override.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 from beamstream.processors.base import Processor
 
-__all__ = ["GROUP", "RegistryError", "available", "resolve"]
+__all__ = ["GROUP", "RegistryError", "available", "resolve", "require_registered"]
 
 GROUP = "beamstream.processors"
 
@@ -65,3 +66,25 @@ def resolve(type_name: str) -> type[Processor]:
             f"{type_name!r} is not a processor (a Transform or Accumulator subclass)"
         )
     return obj
+
+
+def require_registered(type_names: Iterable[str], origin: str) -> None:
+    """Refuse processor types that are not registered plug-ins, before importing anything.
+
+    A registered name, or a dotted path that some entry point registers (``type =
+    "beamstream.processors.maps:ScanMap"``), is accepted; any other dotted path would import
+    code named by ``origin`` (a file read from disk, not the user's own config) and is refused.
+
+    Raises
+    ------
+    RegistryError
+        Naming ``origin`` and the unregistered types.
+    """
+    eps = _entry_points()
+    values = {ep.value for ep in eps.values()}
+    bad = [t for t in type_names if t not in eps and t not in values]
+    if bad:
+        raise RegistryError(
+            f"{origin}: processors {', '.join(repr(t) for t in bad)} are not registered plug-ins "
+            f"(entry point group {GROUP!r}); install the package that registers them"
+        )

@@ -10,6 +10,7 @@ refused with the differences named.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from beamstream.config import PipelineConfig, parse_config
 from beamstream.processors.base import Result
 from beamstream.processors.pipeline import Pipeline, States
+from beamstream.processors.registry import RegistryError, require_registered
 from beamstream.processors.xr import to_dataset
 from beamstream.sinks.h5layout import (
     fingerprint_diff,
@@ -31,6 +33,7 @@ from beamstream.sinks.h5layout import (
     read_tree,
 )
 from beamstream.sinks.hdf5 import write_results_file
+from beamstream.sinks.overlap import train_overlap
 from beamstream.sinks.records_read import read_records, records_dataset
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "load_states",
     "load_resume",
     "merge_results",
+    "train_overlap",
     "read_records",
     "Resume",
 ]
@@ -60,6 +64,7 @@ class ResultsFile:
     segments: list[dict[str, Any]]
     records_files: list[str]
     snapshot: dict[str, Any]
+    overlap_trains: int = 0
 
     @property
     def last_train_id(self) -> int | None:
@@ -116,6 +121,7 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
             segments,
             rec_files,
             snapshot,
+            int(prov.attrs.get("overlap_trains", 0)),
         )
 
 
@@ -138,6 +144,16 @@ def check_same_pipeline(a: ResultsFile | tuple[str, str], b: ResultsFile | tuple
     if pipeline_fingerprint(ta) != pipeline_fingerprint(tb):
         diff = "; ".join(fingerprint_diff(ta, tb)) or "the configs differ"
         raise ValueError(f"{wa} and {wb} come from different pipelines: {diff}")
+
+
+def _require_plugins(rf: ResultsFile) -> None:
+    """Merging builds the pipeline from the file's config: only registered processors."""
+    raw = tomllib.loads(rf.config_text) if rf.config_text else {}
+    types = [str(p.get("type", "")) for p in raw.get("processors", []) if isinstance(p, dict)]
+    try:
+        require_registered(types, str(rf.path))
+    except RegistryError as e:
+        raise ValueError(str(e)) from None
 
 
 def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
@@ -195,20 +211,38 @@ def load_resume(path: str | os.PathLike[str], config: PipelineConfig) -> Resume:
 
 
 def merge_results(
-    inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], fsync: bool = True
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    fsync: bool = True,
+    allow_overlap: bool = False,
 ) -> ResultsFile:
     """Merge the states of results files of one pipeline and write re-finalized results.
+
+    Parameters
+    ----------
+    allow_overlap
+        Merge files whose accepted train ids overlap anyway; the trains counted twice are
+        counted in the output's provenance (``@overlap_trains``) and ``overlap_trains``.
 
     Raises
     ------
     ValueError
-        When fewer than two files are given or the files come from different pipelines.
+        When fewer than two files are given, the files come from different pipelines, their
+        processors are not registered plug-ins, or (without ``allow_overlap``) they share
+        train ids (named, with how many trains would be counted twice).
     """
     if len(inputs) < 2:
         raise ValueError("merge: expected at least two results files")
     files = [read_results_file(p) for p in inputs]
     for rf in files[1:]:
         check_same_pipeline(files[0], rf)
+    _require_plugins(files[0])
+    twice, where = train_overlap(files)
+    if twice and not allow_overlap:
+        raise ValueError(
+            f"merge: {'; '.join(where)}: {twice} trains would be counted twice; merge files "
+            "of disjoint train ids, or pass --allow-overlap to count them twice knowingly"
+        )
     first = files[0]
     pipeline = Pipeline(parse_config(first.config_text, first.config_path or str(first.path)))
     states = load_states(first, pipeline)
@@ -233,7 +267,7 @@ def merge_results(
             "final": True,
         },
         records_files=records,
-        extra={"merged_from": [str(p) for p in inputs]},
+        extra={"merged_from": [str(p) for p in inputs], "overlap_trains": twice},
         fsync=fsync,
     )
     return read_results_file(out)

@@ -10,9 +10,11 @@ __all__ = ["register"]
 def _handler(args: argparse.Namespace) -> int:
     from beamstream.sinks.results import merge_results
 
-    rf = merge_results(args.inputs, args.output)
+    rf = merge_results(args.inputs, args.output, allow_overlap=args.allow_overlap)
     total = sum(s.get("processed", 0) for s in rf.segments)
     print(f"merged {len(args.inputs)} files ({total} trains) into {args.output}")
+    if rf.overlap_trains:
+        print(f"warning: {rf.overlap_trains} trains were in more than one file: counted twice")
     return 0
 
 
@@ -22,8 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="merge results files of the same pipeline",
         description="Merge the accumulator states stored in results files made with the same "
         "pipeline (exactly: sums and counts add) and write the re-finalized results, with the "
-        "provenance of every input. Files of different pipelines are refused.",
+        "provenance of every input. Files of different pipelines, files whose processors are "
+        "not registered plug-ins, and files sharing train ids are refused.",
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="results files (two or more)")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results file")
+    p.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="merge files that share train ids anyway (says how many trains are counted twice)",
+    )
     p.set_defaults(func=_handler)

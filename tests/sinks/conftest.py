@@ -44,3 +44,17 @@ def hub() -> Hub:
     h.set_latest(view(106, np.arange(4 * 8 * 10, dtype=np.uint16).reshape(4, 8, 10)))
     h.info["output"] = "/data/results.h5"
     return h
+
+
+@pytest.fixture
+def userplugin_registered(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register tests.processors.userplugin:FrameTotals as an installed plug-in would be."""
+    from importlib.metadata import EntryPoint
+
+    from beamstream.processors import registry
+
+    real = list(registry.entry_points(group=registry.GROUP))
+    value = "tests.processors.userplugin:FrameTotals"
+    extra = EntryPoint("frame_totals", value, registry.GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, extra])
+    return value

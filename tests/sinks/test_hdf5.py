@@ -145,7 +145,7 @@ def test_swmr_reader_sees_growing_records(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_merge_of_halves_equals_whole(tmp_path: Path) -> None:
+def test_merge_of_halves_equals_whole(tmp_path: Path, userplugin_registered) -> None:
     trains = list(make_trains(40))
     run_to(tmp_path / "a.h5", trains[:17])
     run_to(tmp_path / "b.h5", trains[17:])

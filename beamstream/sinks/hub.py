@@ -145,6 +145,10 @@ class Hub:
     def latest(self) -> Snapshot | None:
         return self._snapshot
 
+    def _repr_html_(self) -> str:
+        snap = self._snapshot
+        return snap._repr_html_() if snap is not None else "<div>Hub: no snapshot yet</div>"
+
     def latest_view(self) -> Any:
         return self._latest_view
 

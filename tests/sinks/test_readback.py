@@ -100,6 +100,17 @@ def test_result_to_xarray_and_html(example_outputs):
     assert "I_q" in page and "★" in page and "saxs_qphi.toml" in page
 
 
+def test_snapshot_and_hub_html(hub):
+    page = hub._repr_html_()
+    snap = hub.latest()
+    assert page == snap._repr_html_()
+    assert f"Snapshot {snap.seq}" in page and "processed trains" in page
+    for proc, named in snap.results.items():
+        for name in named:
+            assert f"<b>{name}</b>" in page, (proc, name)
+    assert "no snapshot yet" in type(hub)()._repr_html_()
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_silx_draws_the_science_result(example_outputs, name):
     nxdata = pytest.importorskip("silx.io.nxdata")

@@ -181,7 +181,7 @@ def write_result(
 def write_nxdata(
     g: h5py.Group,
     result: Result,
-    data: np.ndarray,
+    data: np.ndarray | h5py.Dataset,
     dims: tuple[str, ...],
     compression: Mapping[str, Any] | None = None,
     errors: np.ndarray | None = None,
@@ -189,7 +189,8 @@ def write_nxdata(
 ) -> None:
     """Fill ``g`` as an ``NXdata`` group: ``data`` over ``dims`` (a subset of ``result``'s dims,
     for a squeezed view), numeric coordinates as axes (text coordinates are stored but are no
-    axes), units, long names, ``@interpretation``, errors and title."""
+    axes), units, long names, ``@interpretation``, errors and title. ``data`` may be a dataset
+    of the same file holding those values: it is then hard-linked, not copied."""
     g.attrs["NX_class"] = "NXdata"
     g.attrs["signal"] = "data"
     g.attrs["axes"] = [d if _is_axis(result, d) else "." for d in dims]
@@ -199,7 +200,11 @@ def write_nxdata(
             g.attrs[f"{dim}_indices"] = i
     if title:
         g.attrs["title"] = title
-    ds = _dataset(g, "data", data, compression)
+    if isinstance(data, h5py.Dataset):  # the same values already stored: a hard link, no copy
+        g["data"] = data
+        ds = g["data"]
+    else:
+        ds = _dataset(g, "data", data, compression)
     ds.attrs["long_name"] = result.name + (f" ({result.units})" if result.units else "")
     ds.attrs["interpretation"] = interpretation(result, tuple(dims))
     if result.units:

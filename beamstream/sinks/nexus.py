@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tomllib
@@ -65,7 +66,11 @@ def write_default_plot(
     if errors is not None:
         errors = errors.reshape(squeezed.shape)
     g = entry.create_group("plot", track_order=True)
-    g.attrs["source"] = f"results/{h5name(proc)}/{name}"
+    source = f"results/{h5name(proc)}/" + "/".join(h5name(p) for p in name.split("/") if p)
+    g.attrs["source"] = source
+    stored = entry.get(f"{source}/data")
+    if len(keep) == data.ndim and isinstance(stored, h5py.Dataset):
+        squeezed = stored  # nothing to squeeze: link the stored values (large images: no copy)
     fixed = {r.dims[i]: _label(r, r.dims[i]) for i in range(data.ndim) if i not in keep}
     title = f"{name} ({proc})" + "".join(f", {d} = {v}" for d, v in fixed.items())
     write_nxdata(g, r, squeezed, dims, errors=errors, title=title)
@@ -82,12 +87,18 @@ def _label(r: Result, dim: str) -> str:
     return f"{v:g} {unit}".strip() if isinstance(v, float | np.floating) else str(v)
 
 
+@functools.lru_cache(maxsize=8)
+def _toml(config_text: str) -> dict[str, Any]:
+    """The parsed config (cached: every snapshot of a run writes the same text; read only)."""
+    return tomllib.loads(config_text) if config_text else {}
+
+
 def geometry_of(config_text: str) -> dict[str, Any]:
     """The detector geometry (pyFAI convention: metres, radians) a config's processors use.
 
     From the first processor with a ``geometry`` table (or ``poni`` file); empty without one.
     """
-    raw = tomllib.loads(config_text) if config_text else {}
+    raw = _toml(config_text)
     for p in raw.get("processors", []):
         geo = p.get("geometry") if isinstance(p, Mapping) else None
         if not isinstance(geo, Mapping):
@@ -128,7 +139,7 @@ def _photon_energy(raw: Mapping[str, Any]) -> float | None:
 def write_instrument(entry: h5py.Group, config_text: str) -> None:
     """``instrument`` (NXinstrument/NXdetector/NXsource), ``beam`` (NXbeam), ``sample``
     (NXsample) from what the config says about the detector, geometry, beam and sample."""
-    raw = tomllib.loads(config_text) if config_text else {}
+    raw = _toml(config_text)
     src = raw.get("source", {})
     geo = geometry_of(config_text)
     inst = _group(entry, "instrument", "NXinstrument")

@@ -89,6 +89,12 @@ def test_grids_keep_their_own_dims(example_outputs):
     }
 
 
+def test_map_axes_name_their_motors(example_outputs):
+    maps = open_results(example_outputs["scan_map.toml"])["maps"]
+    x = maps["maps/int_saxs"]["x"]
+    assert x.attrs == {"long_name": "SA1_EXP_SAMPLE/MOTOR/SCAN_X/actualPosition", "units": "mm"}
+
+
 def test_result_to_xarray_and_html(example_outputs):
     rf = open_results(example_outputs["saxs_qphi.toml"]).file
     r = rf.results["qphi"]["I_q"]

@@ -52,4 +52,9 @@ def test_report_of_every_example(example_outputs, name, tmp_path, capsys):
     panels = [n for n in _names_in_order(layout) if n.startswith("panel:")]
     assert panels[0] == f"panel:{FIRST_PANEL[name]}"
     assert "records" in [m.name for m in doc.models]
+    train_axes = [
+        m for m in doc.models if type(m).__name__ == "LinearAxis" and m.axis_label == "train id"
+    ]
+    assert train_axes and all(not a.formatter.use_scientific for a in train_axes)
+    assert all(a.ticker.min_interval == 1 for a in train_axes)  # whole train ids only
     assert "cdn.bokeh.org" not in page and FIRST_PANEL[name] in page

@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import BasicTickFormatter, ColumnDataSource, DatetimeTickFormatter, Div, Row
+from bokeh.models import (
+    BasicTicker,
+    BasicTickFormatter,
+    ColumnDataSource,
+    DatetimeTickFormatter,
+    Div,
+    Row,
+)
 from bokeh.plotting import figure
 from bokeh.resources import CDN, INLINE
 
@@ -173,7 +180,7 @@ def _panels(results: Mapping[str, Mapping[str, Result]], max_image: int) -> list
 def _train_axis(fig: Any) -> None:
     """Plain train ids on the x axis, few enough not to overlap."""
     fig.xaxis.formatter = BasicTickFormatter(use_scientific=False)
-    fig.xaxis.ticker.desired_num_ticks = 4
+    fig.xaxis.ticker = BasicTicker(desired_num_ticks=4, min_interval=1)
 
 
 def _records_plots(records: Mapping[str, Any]) -> list[Any]:

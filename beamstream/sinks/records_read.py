@@ -118,10 +118,8 @@ def records_dataset(records: dict[str, np.ndarray | RaggedRows]) -> Any:
         )
     if "timestamp" in records:
         ts = np.asarray(records["timestamp"], dtype=np.float64)
-        ns = np.where(np.isfinite(ts), ts * 1e9, np.nan)
-        times = np.array(
-            [np.datetime64(int(t), "ns") if np.isfinite(t) else np.datetime64("NaT") for t in ns],
-            dtype="datetime64[ns]",
-        )
+        ok = np.isfinite(ts)
+        times = np.full(len(ts), np.datetime64("NaT"), dtype="datetime64[ns]")
+        times[ok] = np.round(ts[ok] * 1e9).astype(np.int64).astype("datetime64[ns]")
         coords["time"] = (dim, times, {"long_name": "train time (UTC)"})
     return xr.Dataset(data, coords=coords)

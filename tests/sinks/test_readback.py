@@ -223,3 +223,23 @@ def test_iq_as_nxcansas(example_outputs, name):
     np.testing.assert_array_equal(d.dy, sigma[ok])
     np.testing.assert_allclose(d.x, q[ok] / 10, rtol=1e-12)  # sasdata converts 1/nm to 1/A
     assert d.source.wavelength == pytest.approx(1.0332016536100021)
+
+
+def test_records_dataset_times_and_index():
+    from beamstream.sinks.records_read import records_dataset
+
+    rows = np.empty(3, object)
+    rows[:] = [np.arange(2.0), np.arange(0.0), np.arange(3.0)]
+    ds = records_dataset(
+        {
+            "train_id": np.array([7, 8, 9]),
+            "timestamp": np.array([1.7e9, np.nan, 1.7e9 + 0.25]),
+            "hits": rows,
+        }
+    )
+    assert ds.indexes["train_id"].tolist() == [7, 8, 9]
+    assert ds["timestamp"].isnull().values.tolist() == [False, True, False]  # stays as stored
+    times = ds["time"].values
+    assert str(times[0]) == "2023-11-14T22:13:20.000000000" and np.isnat(times[1])
+    assert (times[2] - times[0]) == np.timedelta64(250, "ms")
+    assert ds["hits"].sel(train_id=9).item().tolist() == [0.0, 1.0, 2.0]

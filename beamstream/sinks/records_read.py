@@ -120,6 +120,8 @@ def records_dataset(records: dict[str, np.ndarray | RaggedRows]) -> Any:
         ts = np.asarray(records["timestamp"], dtype=np.float64)
         ok = np.isfinite(ts)
         times = np.full(len(ts), np.datetime64("NaT"), dtype="datetime64[ns]")
-        times[ok] = np.round(ts[ok] * 1e9).astype(np.int64).astype("datetime64[ns]")
+        sec = np.floor(ts[ok])  # whole seconds apart: 1e9 * ts alone loses ~100 ns
+        ns = sec.astype(np.int64) * 1_000_000_000 + np.round((ts[ok] - sec) * 1e9).astype(np.int64)
+        times[ok] = ns.astype("datetime64[ns]")
         coords["time"] = (dim, times, {"long_name": "train time (UTC)"})
     return xr.Dataset(data, coords=coords)

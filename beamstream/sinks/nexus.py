@@ -222,10 +222,10 @@ def write_cansas(
         errors = errors_of(r, named)
         lead = data.shape[:-1]
         for idx in np.ndindex(*lead):
+            if not np.isfinite(data[idx]).any():  # a bin or slot without data: no entry
+                continue
             label = ", ".join(f"{d} = {_value(r, d, i)}" for d, i in zip(r.dims, idx, strict=False))
             name = "sasentry" if not written else f"sasentry{len(written) + 1:02d}"
-            if name in f:  # pragma: no cover - only one I(q) writer per file
-                continue
             _sas_entry(
                 f.create_group(name, track_order=True),
                 q=np.asarray(r.coords["q"], np.float64),

@@ -243,3 +243,31 @@ def test_records_dataset_times_and_index():
     assert str(times[0]) == "2023-11-14T22:13:20.000000000" and np.isnat(times[1])
     assert (times[2] - times[0]) == np.timedelta64(250, "ms")
     assert ds["hits"].sel(train_id=9).item().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_cansas_entry_per_scan_bin_and_slot(tmp_path):
+    from beamstream.processors.base import Result
+    from beamstream.sinks.nexus import write_cansas
+
+    q = np.linspace(0.1, 1.0, 20)
+    data = np.arange(2 * 2 * 20, dtype=np.float64).reshape(2, 2, 20) + 1
+    data[1, 1] = np.nan  # nothing in that bin and slot: no entry
+    coords = {"scan": np.array([0.5, 1.5]), "slot": np.array(["on", "off"]), "q": q}
+    dims = ("scan", "slot", "q")
+    named = {
+        "I_q": Result("I_q", data, dims, coords, "", {"q": "1/nm"}, {"errors": "sigma_q"}),
+        "sigma_q": Result("sigma_q", np.sqrt(data), dims, coords, "", {"q": "1/nm"}),
+    }
+    with h5py.File(tmp_path / "c.h5", "w", track_order=True) as f:
+        names = write_cansas(f, {"qphi": named}, "", "t")
+        _cansas_required_fields(f)
+        assert names == ["sasentry", "sasentry02", "sasentry03"]
+        assert "scan = 1.5, slot = on" in f["sasentry03/title"][()].decode()
+    loader = pytest.importorskip("sasdata.dataloader.loader")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = loader.Loader().load(str(tmp_path / "c.h5"))
+    assert len(loaded) == 3
+    for d, idx in zip(loaded, [(0, 0), (0, 1), (1, 0)], strict=True):
+        np.testing.assert_array_equal(d.y, data[idx])
+        np.testing.assert_array_equal(d.dy, np.sqrt(data[idx]))

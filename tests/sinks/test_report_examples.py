@@ -58,3 +58,12 @@ def test_report_of_every_example(example_outputs, name, tmp_path, capsys):
     assert train_axes and all(not a.formatter.use_scientific for a in train_axes)
     assert all(a.ticker.min_interval == 1 for a in train_axes)  # whole train ids only
     assert "cdn.bokeh.org" not in page and FIRST_PANEL[name] in page
+    if name == "scan_map.toml":  # maps are drawn over the motor positions, not in pixels
+        fig = next(m for m in doc.models if m.name == "figure:maps.maps/int_saxs")
+        assert fig.xaxis[0].axis_label == "x [mm]" and fig.yaxis[0].axis_label == "y [mm]"
+        problems = next(m for m in doc.models if m.name == "figure:attrs.attrs/problems")
+        assert problems.xaxis[0].major_label_overrides == {
+            0: "errors",
+            1: "non_scalar",
+            2: "missing_input",
+        }

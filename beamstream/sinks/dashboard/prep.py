@@ -30,6 +30,7 @@ __all__ = [
     "color_levels",
     "image_geometry",
     "numeric_coord",
+    "pixel_axes",
     "text_labels",
     "select_groups",
     "all_missing",
@@ -327,6 +328,14 @@ def color_levels(
     return out, lo, hi
 
 
+def pixel_axes(res: Result | None, data_dims: tuple[str, ...]) -> bool:
+    """Whether an image is drawn in detector pixels: ``y, x`` dims without coordinates (a map
+    over motor positions has ``y, x`` coordinates and is drawn in their units)."""
+    if tuple(data_dims[-2:]) != PIXEL_DIMS:
+        return False
+    return res is None or not (set(PIXEL_DIMS) & set(res.coords))
+
+
 def numeric_coord(res: Result, dim: str, n: int) -> np.ndarray:
     """The coordinate of ``dim`` as floats; positions 0..n-1 for text labels or none."""
     c = np.asarray(res.coords.get(dim, np.arange(n)))
@@ -345,7 +354,7 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
     """``(x, y, dw, dh, x_label, y_label)`` placing an image: pixel units for detector images,
     coordinate units (bin edges from centres) for maps."""
     ny, nx = shape
-    if res is None or data_dims[-2:] == PIXEL_DIMS or len(data_dims) < 2:
+    if res is None or pixel_axes(res, data_dims) or len(data_dims) < 2:
         return 0.0, 0.0, float(nx), float(ny), "x [pixel]", "y [pixel]"
     ydim, xdim = data_dims[-2], data_dims[-1]
 

@@ -76,7 +76,11 @@ class ImageView:
             tools="pan,wheel_zoom,box_zoom,reset,hover,save",
             tooltips=[(labels[0], "$x{0.000}"), (labels[1], "$y{0.000}"), ("value", "@image")],
         )
-        self.fig.image("image", "x", "y", "dw", "dh", source=self.source, color_mapper=self.mapper)
+        image = self.fig.image(
+            "image", "x", "y", "dw", "dh", source=self.source, color_mapper=self.mapper
+        )
+        # the ranges follow the image only (not the hidden ROI box at 0..1: maps in mm)
+        self.fig.x_range.renderers = self.fig.y_range.renderers = [image]
         self.fig.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
         # numeric edges from the start: Bokeh's default edges are models, and replacing a model
         # value makes the document recompute its whole model graph
@@ -122,7 +126,7 @@ class ImageView:
         small, _ = prep.decimate(full, controls.max_image)
         drawn, lo, hi = prep.color_levels(small, controls.scale, controls.levels)
         x, y, dw, dh, xl, yl = prep.image_geometry(res, full.shape, data_dims)
-        pixels = data_dims[-2:] == prep.PIXEL_DIMS
+        pixels = prep.pixel_axes(res, data_dims)
         if pixels and self.shape != full.shape and full.shape[0] and full.shape[1]:
             # a height that fits the detector's aspect (square pixels): no empty band
             frame = WIDTH - 130  # the plot frame of a WIDTH figure with axis and colour bar
@@ -131,6 +135,12 @@ class ImageView:
         self.source.data = {"image": [drawn], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}
         self.mapper.update(low=lo, high=hi)
         self.fig.xaxis.axis_label, self.fig.yaxis.axis_label = xl, yl
+        if res is not None and not pixels:  # text coordinates (reasons, names): one tick each
+            for axis, dim in ((self.fig.xaxis, data_dims[-1]), (self.fig.yaxis, data_dims[-2])):
+                labels = prep.text_labels(res, dim)
+                if labels is not None:
+                    axis.ticker = list(range(len(labels)))
+                    axis.major_label_overrides = dict(enumerate(labels))
         if pixels and controls.roi is not None:
             x0, x1, y0, y1 = controls.roi
             self.roi.update(left=x0, right=x1, bottom=y0, top=y1, visible=True)

@@ -25,9 +25,9 @@ import h5py
 import numpy as np
 
 from beamstream.config import load_config
+from beamstream.formats.results_writer import write_results_file
 from beamstream.processors.pipeline import Pipeline
-from beamstream.sinks.hdf5 import write_results_file
-from beamstream.streamer.simulate import DsscSimulator, SaxsSimulator
+from beamstream.simulate import DsscSimulator, SaxsSimulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, write_json  # noqa: E402

@@ -12,15 +12,15 @@ from pathlib import Path
 
 from beamstream.config import load_config
 from beamstream.runner import Runner
-from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.hub import Hub
-from beamstream.streamer.simulate import (
+from beamstream.simulate import (
     DsscSimulator,
     RixsSimulator,
     SaxsSimulator,
     SimulatedDetector,
     simulate,
 )
+from beamstream.sinks.hdf5 import HDF5Sink
+from beamstream.sinks.hub import Hub
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -53,7 +53,7 @@ def run_example(name: str, directory: Path, endpoint: str, timeout: float = 120)
     config = load_config(CONFIG_DIR / name).with_source(endpoint=endpoint)
     hub = Hub(config.run.records, config.text)  # as `beamstream run` makes it
     hub.info["config_path"] = str(CONFIG_DIR / name)
-    runner = Runner(config, [HDF5Sink(str(out), fsync=False)], hub=hub, status_out=None)
+    runner = Runner(config, None, [HDF5Sink(str(out), fsync=False)], hub=hub, status_out=None)
     try:
         status = runner.run(trains=trains, duration=timeout)
     finally:

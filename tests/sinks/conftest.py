@@ -51,10 +51,15 @@ def userplugin_registered(monkeypatch: pytest.MonkeyPatch) -> str:
     """Register tests.processors.userplugin:FrameTotals as an installed plug-in would be."""
     from importlib.metadata import EntryPoint
 
-    from beamstream.processors import registry
+    from beamstream import plugins
+    from beamstream.processors.registry import GROUP
 
-    real = list(registry.entry_points(group=registry.GROUP))
+    real = plugins.entry_points
+
+    def with_extra(group: str) -> list[EntryPoint]:
+        found = list(real(group=group))
+        return [*found, EntryPoint("frame_totals", value, GROUP)] if group == GROUP else found
+
     value = "tests.processors.userplugin:FrameTotals"
-    extra = EntryPoint("frame_totals", value, registry.GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, extra])
+    monkeypatch.setattr(plugins, "entry_points", with_extra)
     return value

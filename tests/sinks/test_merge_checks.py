@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.results import merge_results, open_results
 from beamstream.runner import Runner
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.results import merge_results, open_results
 from beamstream.tools import merge_cmd
 from tests.replay.synth import CONFIG, FIRST, make_trains
 
 
 def run_to(path: Path, trains) -> None:
-    Runner(parse_config(CONFIG, "t.toml"), [HDF5Sink(str(path), fsync=False)], status_out=None).run(
-        source=iter(trains)
-    )
+    sink = HDF5Sink(str(path), fsync=False)
+    Runner(parse_config(CONFIG, "t.toml"), LocalExecutor(trains), [sink], status_out=None).run()
 
 
 def cli(argv: list[str]) -> int:
@@ -66,7 +66,7 @@ def test_overlap_from_ranges_without_records(tmp_path, userplugin_registered):
     trains = list(make_trains(12))
     for name, part in (("a", trains[:8]), ("b", trains[4:])):
         sink = HDF5Sink(str(tmp_path / f"{name}.h5"), fsync=False, records=False)
-        Runner(parse_config(CONFIG, "t.toml"), [sink], status_out=None).run(source=iter(part))
+        Runner(parse_config(CONFIG, "t.toml"), LocalExecutor(part), [sink], status_out=None).run()
     with pytest.raises(ValueError, match=rf"share up to 4 train ids in {FIRST + 4}-{FIRST + 7}"):
         merge_results([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "c.h5")
 

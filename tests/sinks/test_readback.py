@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from beamstream.sinks.h5layout import iter_results
-from beamstream.sinks.results import open_results
+from beamstream.formats.h5layout import iter_results
+from beamstream.formats.results import open_results
 from tests.examples import EXAMPLES
 
 xr = pytest.importorskip("xarray")
@@ -226,7 +226,7 @@ def test_iq_as_nxcansas(example_outputs, name):
 
 
 def test_records_dataset_times_and_index():
-    from beamstream.sinks.records_read import records_dataset
+    from beamstream.formats.records_read import records_dataset
 
     rows = np.empty(3, object)
     rows[:] = [np.arange(2.0), np.arange(0.0), np.arange(3.0)]
@@ -246,8 +246,8 @@ def test_records_dataset_times_and_index():
 
 
 def test_cansas_entry_per_scan_bin_and_slot(tmp_path):
+    from beamstream.formats.nexus import write_cansas
     from beamstream.processors.base import Result
-    from beamstream.sinks.nexus import write_cansas
 
     q = np.linspace(0.1, 1.0, 20)
     data = np.arange(2 * 2 * 20, dtype=np.float64).reshape(2, 2, 20) + 1

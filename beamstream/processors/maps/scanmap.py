@@ -85,6 +85,8 @@ class ScanMap(Accumulator[BinnedState]):
         Sample name stored with the results.
     """
 
+    context_keys = ("name",)
+
     def main_result(self, results: dict[str, Result]) -> str | None:
         """The first attribute's map (not the bookkeeping ``n_frames`` / ``unplaced``)."""
         skip = ("maps/n_frames", "maps/unplaced")

@@ -75,6 +75,7 @@ single_fraction, double_fraction, double_threshold
         Frame-pattern slot names (default ``["image"]``); slots containing ``"dark"`` are darks.
     """
 
+    context_keys = ("name", "frame_shape", "slots")
     plot_preference = ("spectrum",)
 
     def __init__(

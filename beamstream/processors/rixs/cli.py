@@ -128,7 +128,7 @@ def _records_hits(source: str) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     import h5py
 
-    from beamstream.sinks.records_read import read_records
+    from beamstream.formats.records_read import read_records
 
     with h5py.File(path, "r") as fh:
         if "records" in fh and "entry" not in fh:

@@ -56,6 +56,7 @@ class EnergyIntegrator(Accumulator[BinnedState]):
         Frame-pattern slot names (default ``["image"]``).
     """
 
+    context_keys = ("name", "frame_shape", "slots")
     plot_preference = ("spectrum",)
 
     def __init__(

@@ -1,6 +1,6 @@
 """What `beamstream report` shows of a results file: results, records and the run's facts.
 
-Files written by the hdf5 sink are read with `beamstream.sinks.results` (config text,
+Files written by the hdf5 sink are read with `beamstream.formats.results` (config text,
 provenance segments, software versions, the default plot); any other NeXus-style file is read
 generically: every ``NXdata`` group (``signal``, ``axes``/``dims`` attributes, axis datasets
 with ``units``) becomes a result of the processor named by its parent group.
@@ -100,8 +100,8 @@ def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], di
         raise OSError(f"{path}: no such file")
     facts: dict[str, Any] = {"file": str(path)}
     try:
-        from beamstream.sinks.hdf5 import combine_segments
-        from beamstream.sinks.results import read_records, read_results_file
+        from beamstream.formats.results import read_records, read_results_file
+        from beamstream.formats.results_writer import combine_segments
 
         rf = read_results_file(path)
     except (ImportError, ValueError) as e:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.sinks.h5layout import open_h5
-from beamstream.sinks.records import RaggedRows, read_columns
+from beamstream.formats.h5layout import open_h5
+from beamstream.formats.records import RaggedRows, read_columns
 
 __all__ = ["read_records", "records_dataset"]
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from beamstream.sinks.h5layout import open_h5
+from beamstream.formats.h5layout import open_h5
 
 if TYPE_CHECKING:
-    from beamstream.sinks.results import ResultsFile
+    from beamstream.formats.results import ResultsFile
 
 __all__ = ["train_overlap"]
 

@@ -26,9 +26,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from beamstream.formats.h5layout import h5name, write_nxdata
 from beamstream.processors.base import Result
 from beamstream.processors.presentation import default_plot, errors_of
-from beamstream.sinks.h5layout import h5name, write_nxdata
 
 __all__ = [
     "write_default_plot",

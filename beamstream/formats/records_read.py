@@ -16,7 +16,9 @@ __all__ = ["read_records", "records_dataset"]
 
 
 def read_records(
-    paths: Sequence[str | os.PathLike[str]], ragged: str = "rows"
+    paths: Sequence[str | os.PathLike[str]],
+    ragged: str = "rows",
+    rows: Sequence[int | None] = (),
 ) -> dict[str, np.ndarray | RaggedRows]:
     """The per-train records of one or more records files, concatenated row by row.
 
@@ -26,16 +28,18 @@ def read_records(
     ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
     `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
     (the trailing dims must agree across files). Rows are complete: a file being written or
-    left by a killed writer gives the rows all its columns have.
+    left by a killed writer gives the rows all its columns have. ``rows`` (aligned with
+    ``paths``, e.g. `ResultsFile.records_rows`) cuts each file to the rows its results hold.
     """
+    limits = list(rows) + [None] * (len(paths) - len(rows))
     if ragged not in ("rows", "flat"):
         raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
     parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
-    for p in paths:
-        if not Path(p).exists():
+    for p, limit in zip(paths, limits, strict=True):
+        if limit == 0 or not Path(p).exists():  # 0: abandoned after a write error
             continue
         with open_h5(p) as f:
-            parts.append(read_columns(f))
+            parts.append(read_columns(f, limit))
     protos: dict[str, np.ndarray | RaggedRows] = {}
     for cols, _ in parts:
         for k, v in cols.items():  # ragged in any file: ragged

@@ -73,6 +73,17 @@ class ResultsFile:
     def records_paths(self) -> list[Path]:
         return [self.path.parent / r for r in self.records_files]
 
+    def records_rows(self) -> list[int | None]:
+        """Per records file, the rows whose trains the stored states hold (None: all rows).
+
+        A records file can hold more rows (appended before a crash stopped the results file from
+        being replaced); a resumed run receives those trains again, so they are not read.
+        """
+        rows: dict[str, int] = {}
+        for seg in self.segments:
+            rows.update(seg.get("records_rows") or {})
+        return [rows.get(name) for name in self.records_files]
+
 
 def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
     """Read a file written by `HDF5Sink` (or `merge_results`).
@@ -91,36 +102,42 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
                 f"{p}: not a beamstream results file (expected /entry/config and /entry/states, "
                 "as written by the hdf5 sink)"
             )
-        entry = f["entry"]
-        text = _str(entry["config/data"][()])
-        results: dict[str, dict[str, Result]] = {}
-        for proc, pg in entry.get("results", {}).items():
-            results[_unescape(proc)] = {
-                r.name: r for r in (read_result(g) for g in iter_results(pg))
-            }
-        states, types = {}, {}
-        for name, g in entry["states"].items():
-            states[_unescape(name)] = read_tree(g)
-            types[_unescape(name)] = str(g.attrs.get("state_type", ""))
-        prov = entry["provenance"]
-        segments = from_json(prov.attrs["segments_json"])
-        rec_files = (
-            [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
-        )
-        snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
-        return ResultsFile(
-            p,
-            text,
-            _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
-            str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
-            results,
-            states,
-            types,
-            segments,
-            rec_files,
-            snapshot,
-            int(prov.attrs.get("overlap_trains", 0)),
-        )
+        try:
+            return _read_entry(p, f["entry"])
+        except (KeyError, TypeError, AttributeError, OSError, ValueError) as e:
+            raise ValueError(
+                f"{p}: corrupt results file ({type(e).__name__}: {str(e)[:200]})"
+            ) from None
+
+
+def _read_entry(p: Path, entry: Any) -> ResultsFile:
+    text = _str(entry["config/data"][()])
+    results: dict[str, dict[str, Result]] = {}
+    for proc, pg in entry.get("results", {}).items():
+        results[_unescape(proc)] = {r.name: r for r in (read_result(g) for g in iter_results(pg))}
+    states, types = {}, {}
+    for name, g in entry["states"].items():
+        states[_unescape(name)] = read_tree(g)
+        types[_unescape(name)] = str(g.attrs.get("state_type", ""))
+    prov = entry["provenance"]
+    segments = from_json(prov.attrs["segments_json"])
+    if not isinstance(segments, list) or not all(isinstance(x, dict) for x in segments):
+        raise ValueError("provenance segments_json is not a list of segments")
+    rec_files = [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
+    snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
+    return ResultsFile(
+        p,
+        text,
+        _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
+        str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
+        results,
+        states,
+        types,
+        segments,
+        rec_files,
+        snapshot,
+        int(prov.attrs.get("overlap_trains", 0)),
+    )
 
 
 def _str(v: Any) -> str:
@@ -145,14 +162,27 @@ def check_same_pipeline(a: ResultsFile | tuple[str, str], b: ResultsFile | tuple
         raise ValueError(f"{wa} and {wb} come from different pipelines: {diff}")
 
 
-def _require_plugins(rf: ResultsFile) -> None:
-    """Merging builds the pipeline from the file's config: only registered processors."""
-    raw = tomllib.loads(rf.config_text) if rf.config_text else {}
-    types = [str(p.get("type", "")) for p in raw.get("processors", []) if isinstance(p, dict)]
-    try:
-        require_registered(types, str(rf.path))
-    except RegistryError as e:
-        raise ValueError(str(e)) from None
+def _require_plugins(files: Sequence[ResultsFile]) -> None:
+    """Merging builds the pipeline from the files' configs: only registered processors.
+
+    Raises
+    ------
+    ValueError
+        Naming every file with processors that are not registered plug-ins.
+    """
+    refused = []
+    for rf in files:
+        raw = tomllib.loads(rf.config_text) if rf.config_text else {}
+        types = [str(p.get("type", "")) for p in raw.get("processors", []) if isinstance(p, dict)]
+        try:
+            require_registered(types, str(rf.path))
+        except RegistryError as e:
+            refused.append(str(e))
+    if refused:
+        raise ValueError(
+            f"{'; '.join(refused)}; merging runs the code named in the files' stored configs: "
+            "pass --trust (trust=True) if you trust where these files come from"
+        )
 
 
 def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
@@ -163,7 +193,12 @@ def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
             raise ValueError(f"{rf.path}: no stored state for accumulator {name!r}")
         if not isinstance(empty, State):
             raise ValueError(f"accumulator {name!r}: its state is not a State")
-        state = type(empty).from_dict(rf.states[name])
+        try:
+            state = type(empty).from_dict(rf.states[name])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(
+                f"{rf.path}: corrupt state of {name!r} ({type(e).__name__}: {e})"
+            ) from None
         try:
             empty.compatible(state)
         except ValueError as e:
@@ -209,6 +244,7 @@ def merge_results(
     output: str | os.PathLike[str],
     fsync: bool = True,
     allow_overlap: bool = False,
+    trust: bool = False,
 ) -> ResultsFile:
     """Merge the states of results files of one pipeline and write re-finalized results.
 
@@ -217,6 +253,9 @@ def merge_results(
     allow_overlap
         Merge files whose accepted train ids overlap anyway; the trains counted twice are
         counted in the output's provenance (``@overlap_trains``) and ``overlap_trains``.
+    trust
+        Also import processors that the stored configs name by a dotted path (code named by
+        the files); by default only registered plug-ins are built.
 
     Raises
     ------
@@ -228,8 +267,8 @@ def merge_results(
     if len(inputs) < 2:
         raise ValueError("merge: expected at least two results files")
     files = [read_results_file(p) for p in inputs]
-    for rf in files:  # before anything is built from the stored config texts
-        _require_plugins(rf)
+    if not trust:  # before anything is built from the stored configs
+        _require_plugins(files)
     for rf in files[1:]:
         check_same_pipeline(files[0], rf)
     twice, where = train_overlap(files)
@@ -329,7 +368,7 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
         import xarray as xr
     except ImportError:
         xr = None
-    recs: Any = read_records(rf.records_paths()) if records else None
+    recs: Any = read_records(rf.records_paths(), rows=rf.records_rows()) if records else None
     if xr is not None:
         results: dict[str, Any] = {p: to_dataset(named) for p, named in rf.results.items()}
         if recs is not None:

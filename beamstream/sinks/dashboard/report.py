@@ -170,6 +170,7 @@ def _panels(results: Mapping[str, Mapping[str, Result]], max_image: int) -> list
         for i, slot in enumerate(slots if image and slots else [None]):
             panel = panel0 if i == 0 else make_panel(proc, res)
             panel.update(named, Controls(Selection(None, slot), max_image=max_image))
+            panel.static()  # no server behind the page: server-side controls hidden
             fig = getattr(panel, "fig", None)
             if fig is not None and panel0.kind.data_dims[:1] == ("train",):
                 _train_axis(fig)

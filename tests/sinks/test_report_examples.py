@@ -61,9 +61,3 @@ def test_report_of_every_example(example_outputs, name, tmp_path, capsys):
     if name == "scan_map.toml":  # maps are drawn over the motor positions, not in pixels
         fig = next(m for m in doc.models if m.name == "figure:maps.maps/int_saxs")
         assert fig.xaxis[0].axis_label == "x [mm]" and fig.yaxis[0].axis_label == "y [mm]"
-        problems = next(m for m in doc.models if m.name == "figure:attrs.attrs/problems")
-        assert problems.xaxis[0].major_label_overrides == {
-            0: "errors",
-            1: "non_scalar",
-            2: "missing_input",
-        }

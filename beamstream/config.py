@@ -52,6 +52,16 @@ class SourceConfig:
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
+    #: several inputs matched by train id (tables: endpoint, socket, name, offset); see
+    #: `beamstream.streamer.multi.MatchedSource`
+    inputs: list | None = None
+    #: matching of several inputs: deadline_ms, max_pending, incomplete, correct_offsets
+    match: dict | None = None
+    #: module numbers of a detector with one source per module (``detector`` holds
+    #: ``{module}``): "0-15", "0-3,8", or a list of integers
+    modules: str | list | None = None
+    #: index kept along a ``gain`` axis of the layout (e.g. 0: the data plane of raw AGIPD)
+    gain: int | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +256,7 @@ class _Checker:
             self.choice(f"{name}.protocol", obj.protocol, ("2.2", "1.0"))
             if obj.queue < 1:
                 raise self.fail(f"{name}.queue", "a positive integer", obj.queue)
+            self.check_multi(name, obj)
         if isinstance(obj, ScanConfig):
             if obj.edges is not None and obj.stepsize is not None:
                 raise self.fail(
@@ -260,6 +271,26 @@ class _Checker:
                 raise self.fail(f"{name}.stepsize", "a positive number", obj.stepsize)
         if isinstance(obj, RunConfig) and obj.interval <= 0:
             raise self.fail(f"{name}.interval", "a positive number of seconds", obj.interval)
+
+    def check_multi(self, name: str, obj: SourceConfig) -> None:
+        """Inputs, matching and module parameters, checked by the code that uses them."""
+        from beamstream.streamer.modules import parse_modules
+        from beamstream.streamer.multi import check_match, parse_inputs
+
+        try:
+            if obj.inputs is not None:
+                parse_inputs(obj.inputs, f"{name}.inputs")
+            if obj.match is not None:
+                check_match(obj.match, f"{name}.match")
+            if obj.modules is not None:
+                parse_modules(obj.modules, f"{name}.modules")
+                if "{module}" not in (obj.detector or ""):
+                    raise ValueError(
+                        f"{name}.detector: expected a source name with {{module}} (modules "
+                        f"are set), got {obj.detector!r}"
+                    )
+        except ValueError as e:
+            raise ConfigError(f"{self.path}: {e}") from None
 
     def choice(self, where: str, v: str, choices: tuple[str, ...]) -> None:
         if v not in choices:

@@ -73,7 +73,7 @@ class Runner:
         self._reset = threading.Event()
         self._recent_ids: dict[int, None] = {}
         self._errlog = RateLimitedLog(log, interval=5.0)
-        self.receiver: Receiver | None = None
+        self.receiver: Any = None  # a Receiver, or a MatchedSource for several inputs
 
     # -- control (thread-safe) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -122,7 +122,12 @@ class Runner:
                 yield train
             return
         src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        if src.inputs:
+            from beamstream.streamer.multi import MatchedSource
+
+            self.receiver = MatchedSource.from_config(src)
+        else:
+            self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
         idle_since = time.monotonic()
         while not self.receiver.closed:
             train = self.receiver.get(timeout=0.2)

@@ -1,4 +1,4 @@
-"""`TrainMatcher`: complete, late, missing, out of order, duplicate, offset, flooding; exact counts."""
+"""`TrainMatcher`: complete, late, missing, out of order, duplicate, offset, flooding trains."""
 
 from __future__ import annotations
 

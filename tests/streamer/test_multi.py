@@ -76,7 +76,10 @@ def test_config_inputs_and_match_checked() -> None:
     good = """
 version = 1
 [source]
-inputs = [{endpoint = "tcp://127.0.0.1:5000"}, {endpoint = "tcp://127.0.0.1:5001", socket = "PULL", offset = 3}]
+inputs = [
+  {endpoint = "tcp://127.0.0.1:5000"},
+  {endpoint = "tcp://127.0.0.1:5001", socket = "PULL", offset = 3},
+]
 detector = "SCS_DET_DSSC1M-1/DET/{module}CH0:xtdf"
 modules = "0-3"
 [source.match]

@@ -183,12 +183,16 @@ class Runner:
             view = self.pipeline.process(train, self.states)
         except Rejected as r:
             self.status.reject(r.reason)
+            if r.detail:
+                self._errlog.warning(r.reason, "train %d rejected: %s", train.train_id, r)
             return False
         except Exception as e:  # one bad train must not stop the run
             kind = type(e).__name__
             self.status.error(kind)
             self._errlog.error(kind, "train %d skipped: %s: %s", train.train_id, kind, e)
             return False
+        for reason in view.products.get("excluded", ()):
+            self.status.reject(f"excluded {reason}")  # part of an accepted train was left out
         latency = time.monotonic() - train.received_at if train.received_at else 0.0
         self.status.accepted(train.train_id, int(view.records.get("accepted_frames", 0)), latency)
         self.hub.add_record(view.records)

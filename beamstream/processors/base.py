@@ -20,11 +20,16 @@ __all__ = ["Result", "TrainView", "Transform", "Accumulator", "Rejected", "Proce
 
 
 class Rejected(Exception):
-    """Raised (or returned as reason) when a transform rejects a train; `reason` is counted."""
+    """Raised (or returned as reason) when a transform rejects a train; `reason` is counted.
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
+    ``detail`` says more for the log (e.g. the shape found and the shape expected) without
+    multiplying the counted reasons.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)

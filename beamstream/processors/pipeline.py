@@ -20,8 +20,10 @@ from beamstream.processors.base import (
     Transform,
 )
 from beamstream.processors.layout import FrameLayout
+from beamstream.processors.modules import ModuleLayout
 from beamstream.processors.params import ParamError
 from beamstream.processors.registry import RegistryError, resolve
+from beamstream.streamer.modules import parse_modules
 from beamstream.streamer.train import Train
 
 __all__ = ["Pipeline", "States"]
@@ -53,11 +55,16 @@ class Pipeline:
     def _build(self) -> _Built:
         cfg = self.config
         transforms: list[Transform] = []
-        if cfg.source.detector:
+        src = cfg.source
+        if src.detector and src.modules is not None:
+            modules = parse_modules(src.modules)
+            layout = ModuleLayout(
+                src.detector, modules, src.key, src.layout, src.frame_shape, src.gain
+            )
+            transforms.append(layout)
+        elif src.detector:
             transforms.append(
-                FrameLayout(
-                    cfg.source.detector, cfg.source.key, cfg.source.layout, cfg.source.frame_shape
-                )
+                FrameLayout(src.detector, src.key, src.layout, src.frame_shape, src.gain)
             )
         if cfg.scan is not None:
             transforms.append(self._scan_transform())

@@ -274,7 +274,7 @@ class _Checker:
 
     def check_multi(self, name: str, obj: SourceConfig) -> None:
         """Inputs, matching and module parameters, checked by the code that uses them."""
-        from beamstream.streamer.modules import parse_modules
+        from beamstream.streamer.modules import has_module_field, parse_modules
         from beamstream.streamer.multi import check_match, parse_inputs
 
         try:
@@ -284,7 +284,7 @@ class _Checker:
                 check_match(obj.match, f"{name}.match")
             if obj.modules is not None:
                 parse_modules(obj.modules, f"{name}.modules")
-                if "{module}" not in (obj.detector or ""):
+                if not has_module_field(obj.detector):
                     raise ValueError(
                         f"{name}.detector: expected a source name with {{module}} (modules "
                         f"are set), got {obj.detector!r}"

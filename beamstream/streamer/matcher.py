@@ -123,7 +123,12 @@ class TrainMatcher:
 
     # -- feeding ----------------------------------------------------------------------------
     def add(self, name: str, train: Train, now: float) -> list[Train]:
-        """Take one part; returns the trains that became ready (possibly none)."""
+        """Take one part; returns the trains it completed or evicted (possibly none).
+
+        ``now`` starts the deadline of a new train: the time the matcher first saw it (parts
+        queued behind a busy consumer do not expire before the others were taken). Call
+        `expire` after taking what is queued.
+        """
         c = self.counts[name]
         c["received"] += 1
         self._observe_offset(name, train.train_id)
@@ -136,25 +141,25 @@ class TrainMatcher:
         done = self._finished.get(tid)
         if done is not None:
             c["duplicate" if name in done else "late"] += 1
-            return self.expire(now)
+            return out
         if self._is_late(tid):
             c["late"] += 1
-            return self.expire(now)
+            return out
         if self._is_ahead(name, tid):
             c["ahead"] += 1
-            return self.expire(now)
+            return out
         entry = self._pending.get(tid)
         if entry is None:
             while len(self._pending) >= self.max_pending:
                 out.extend(self._finish(self._evictee(), "evicted"))
-            entry = self._pending[tid] = _Pending(train.received_at or now)
+            entry = self._pending[tid] = _Pending(now)
         if name in entry.parts:
             c["duplicate"] += 1
-            return out + self.expire(now)
+            return out
         entry.parts[name] = train
         if len(entry.parts) == len(self.inputs):
             out.extend(self._finish(tid, "complete"))
-        return out + self.expire(now)
+        return out
 
     def expire(self, now: float) -> list[Train]:
         """Finish the trains whose deadline passed (oldest first)."""

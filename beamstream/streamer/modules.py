@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["parse_modules", "module_sources", "MODULE_FIELD"]
+__all__ = ["parse_modules", "module_sources", "has_module_field", "MODULE_FIELD"]
 
-#: the placeholder of the module number in a detector source name
-MODULE_FIELD = "{module}"
+#: the placeholder of the module number in a detector source name: ``{module}``, or with a format
+#: specification such as ``{module:02d}`` (JUNGFRAU's ``JNGFR01``)
+MODULE_FIELD = re.compile(r"\{module(?::([^}]*))?\}")
+
+
+def has_module_field(pattern: str | None) -> bool:
+    """Whether a source name holds the ``{module}`` placeholder."""
+    return bool(pattern) and MODULE_FIELD.search(pattern) is not None
 
 
 def parse_modules(raw: Any, where: str = "source.modules") -> tuple[int, ...]:
@@ -43,4 +49,4 @@ def parse_modules(raw: Any, where: str = "source.modules") -> tuple[int, ...]:
 
 def module_sources(pattern: str, modules: tuple[int, ...]) -> tuple[str, ...]:
     """The source name of every module: ``pattern`` with ``{module}`` replaced."""
-    return tuple(pattern.replace(MODULE_FIELD, str(m)) for m in modules)
+    return tuple(MODULE_FIELD.sub(lambda f, m=m: format(m, f[1] or ""), pattern) for m in modules)

@@ -20,6 +20,7 @@ def feed(m: TrainMatcher, events: list[tuple[str, int, float]]) -> list[Train]:
     out = []
     for name, tid, now in events:
         out.extend(m.add(name, part(name, tid), now))
+        out.extend(m.expire(now))
     return out
 
 
@@ -118,6 +119,7 @@ def test_offset_detected_but_not_applied_by_default() -> None:
     for k in range(30):
         m.add("a", part("a", 100 + k), 0.1 * k)
         m.add("b", part("b", 100 + k - 3), 0.1 * k + 0.01)
+        m.expire(0.1 * k + 0.09)
     m.flush()
     assert m.stats()["inputs"]["b"]["offset"] == -3
     assert counts(m, "b").get("matched", 0) == 0

@@ -26,6 +26,7 @@ __all__ = [
     "ClusterConfig",
     "load_config",
     "parse_config",
+    "source_geometry",
     "CURRENT_VERSION",
 ]
 
@@ -62,6 +63,9 @@ class SourceConfig:
     modules: str | list | None = None
     #: index kept along a ``gain`` axis of the layout (e.g. 0: the data plane of raw AGIPD)
     gain: int | None = None
+    #: extra-geom geometry of a multi-module detector (detector, file | quad_positions | ...);
+    #: used for assembled display images, and by q-phi as ``extra_geom = "source"``
+    geometry: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,10 @@ class _Checker:
                 parse_inputs(obj.inputs, f"{name}.inputs")
             if obj.match is not None:
                 check_match(obj.match, f"{name}.match")
+            if obj.geometry is not None:
+                from beamstream.geometry import build_geometry
+
+                build_geometry(_beside(obj.geometry, self.path), f"{name}.geometry")
             if obj.modules is not None:
                 parse_modules(obj.modules, f"{name}.modules")
                 if not has_module_field(obj.detector):
@@ -331,6 +339,26 @@ class _Checker:
             params = {k: v for k, v in table.items() if k != "type"}
             out.append(SinkConfig(table["type"], MappingProxyType(params), i))
         return out
+
+
+def _beside(table: Mapping[str, Any], config_path: str) -> dict[str, Any]:
+    """A geometry table whose relative ``file`` is taken relative to the config file."""
+    out = dict(table)
+    f = out.get("file")
+    if isinstance(f, str) and not Path(f).is_absolute() and not config_path.startswith("<"):
+        beside = Path(config_path).parent / f
+        if beside.exists() and not Path(f).exists():
+            out["file"] = str(beside)
+    return out
+
+
+def source_geometry(config: PipelineConfig) -> Any:
+    """The extra-geom geometry of ``[source] geometry`` (None when not set)."""
+    if config.source.geometry is None:
+        return None
+    from beamstream.geometry import build_geometry
+
+    return build_geometry(_beside(config.source.geometry, config.path), "source.geometry")
 
 
 def _required(f: Any) -> bool:

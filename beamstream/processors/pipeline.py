@@ -114,6 +114,14 @@ class Pipeline:
         if self.config.source.frame_shape is not None:
             extra["frame_shape"] = list(self.config.source.frame_shape)
         params = {k: _resolve_path(v, self.config.path) for k, v in params.items()}
+        geometry = params.get("geometry")
+        if isinstance(geometry, dict) and geometry.get("extra_geom") == "source":
+            if self.config.source.geometry is None:
+                raise ConfigError(
+                    f"{path}: {where}.geometry.extra_geom: expected a [source] geometry for "
+                    '"source", got none'
+                )
+            params["geometry"] = {**geometry, "extra_geom": self._source_geometry_table()}
         for k, v in extra.items():
             if accepted is not None and k in accepted and k not in params:
                 params[k] = v
@@ -130,6 +138,11 @@ class Pipeline:
         if not getattr(proc, "name", ""):
             proc.name = name
         return proc
+
+    def _source_geometry_table(self) -> dict[str, Any]:
+        from beamstream.config import _beside
+
+        return _beside(self.config.source.geometry, self.config.path)
 
     # -- processing ---------------------------------------------------------------------------
     def empty_states(self) -> States:

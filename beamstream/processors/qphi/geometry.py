@@ -200,6 +200,12 @@ class DetectorGeometry:
         if "poni" in t:
             path = t.pop("poni")
             return cls.from_poni(path, **t)
+        if "extra_geom" in t:  # a multi-module detector: extra-geom's unassembled pixel centres
+            from beamstream.geometry import build_geometry, pixel_positions
+
+            t["positions"] = pixel_positions(
+                build_geometry(t.pop("extra_geom"), "geometry.extra_geom")
+            )
         if "positions" in t:
             pos = t.pop("positions")
             if isinstance(pos, str):

@@ -19,6 +19,7 @@ from beamstream.processors.base import (
     TrainView,
     Transform,
 )
+from beamstream.processors.fused import plan_steps
 from beamstream.processors.layout import FrameLayout
 from beamstream.processors.modules import ModuleLayout
 from beamstream.processors.params import ParamError
@@ -50,6 +51,8 @@ class Pipeline:
         built = self._build()
         self.transforms = built.transforms
         self.accumulators = built.accumulators
+        #: the accumulator updates, with pairs that read the same frames fused into one pass
+        self.steps = plan_steps(self.accumulators)
 
     # -- construction -------------------------------------------------------------------------
     def _build(self) -> _Built:
@@ -165,8 +168,8 @@ class Pipeline:
         view.records.setdefault("scan_value", view.scan_value)
         view.records.setdefault("frames", view.n_frames)
         view.records.setdefault("accepted_frames", int(len(view.accepted())))
-        for acc in self.accumulators:
-            acc.update(states[acc.name], view)
+        for step in self.steps:
+            step.update(states, view)
         return view
 
     def merge(self, a: States, b: States) -> States:

@@ -1,0 +1,125 @@
+"""A 16-module mock EuXFEL AGIPD run, served as separate modules and stacked (by
+karabo-bridge-serve-files and by beamstream's replay): identical binned means, equal to numpy over
+the same data read with extra-data."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from beamstream.config import parse_config
+from beamstream.replay import open_reader
+from beamstream.replay.server import replay
+from beamstream.runner import Runner
+
+DET = "SPB_DET_AGIPD1M-1/DET"
+N_TRAINS, N_FRAMES = 3, 4
+
+MODULES = f"""
+version = 1
+[source]
+socket = "REQ"
+detector = "{DET}/{{module}}CH0:xtdf"
+modules = "0-15"
+layout = ["frame", "gain", "ss", "fs"]   # raw AGIPD: data and gain stacked on one axis
+gain = 0                                # keep the data plane
+[[processors]]
+type = "scan_binner"
+name = "binned"
+"""
+
+STACKED = f"""
+version = 1
+[source]
+socket = "REQ"
+detector = "{DET}/APPEND"
+layout = ["frame", "gain", "module", "ss", "fs"]
+[[processors]]
+type = "scan_binner"
+name = "binned"
+"""
+
+
+@pytest.fixture(scope="module")
+def agipd_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 raw AGIPD module files (extra-data's mock writer), filled with known random counts."""
+    from extra_data.tests.mockdata import write_file
+    from extra_data.tests.mockdata.detectors import AGIPDModule
+
+    run = tmp_path_factory.mktemp("agipd") / "r0001"
+    run.mkdir()
+    rng = np.random.default_rng(2)
+    for m in range(16):
+        path = run / f"RAW-R0001-AGIPD{m:02d}-S00000.h5"
+        write_file(
+            str(path),
+            [AGIPDModule(f"{DET}/{m}CH0", frames_per_train=N_FRAMES)],
+            ntrains=N_TRAINS,
+            chunksize=N_TRAINS,
+        )
+        with h5py.File(path, "r+") as f:
+            ds = f[f"INSTRUMENT/{DET}/{m}CH0:xtdf/image/data"]
+            ds[...] = rng.integers(0, 4000, ds.shape, dtype=np.uint16)
+    return run
+
+
+def reference_mean(run: Path) -> np.ndarray:
+    """Mean data plane per module over every frame of the run, read with extra-data."""
+    from extra_data import RunDirectory
+
+    dc = RunDirectory(str(run))
+    out = np.empty((16, 512, 128))
+    for m in range(16):
+        arr = dc[f"{DET}/{m}CH0:xtdf", "image.data"].ndarray()  # (frames, 2, 512, 128)
+        out[m] = arr[:, 0].astype(np.float64).mean(axis=0)
+    return out
+
+
+def run_pipeline(text: str, endpoint: str) -> dict[str, Any]:
+    runner = Runner(parse_config(text).with_source(endpoint=endpoint), status_out=None)
+    status = runner.run(trains=N_TRAINS, duration=90)
+    assert status["processed"] == N_TRAINS, status
+    return runner.hub.latest().results["binned"]["mean"].data[0, 0]
+
+
+@pytest.mark.filterwarnings("ignore:Falling back to raw data")
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("append", [False, True], ids=["modules", "appended"])
+def test_serve_files_modules_and_appended(
+    append: bool, agipd_run: Path, free_port, processes, venv_bin: Path
+) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    argv = [str(venv_bin / "karabo-bridge-serve-files"), str(agipd_run), endpoint, "-z", "REP"]
+    proc = processes.start(argv + (["--append-detector-modules"] if append else []))
+    try:
+        mean = run_pipeline(STACKED if append else MODULES, endpoint)
+    finally:
+        processes.stop(proc)
+    np.testing.assert_array_equal(mean, reference_mean(agipd_run))
+
+
+@pytest.mark.filterwarnings("ignore:Falling back to raw data")
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("stack", [False, True], ids=["modules", "stacked"])
+def test_beamstream_replay_modules_and_stacked(stack: bool, agipd_run: Path, free_port) -> None:
+    reader = open_reader(agipd_run, stack_modules=stack)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=replay,
+        args=(reader, endpoint, "REP"),
+        kwargs=dict(rate="max", progress=None, stop_event=stop, linger=0.5),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        mean = run_pipeline(STACKED if stack else MODULES, endpoint)
+    finally:
+        stop.set()
+        thread.join(10)
+    np.testing.assert_array_equal(mean, reference_mean(agipd_run))

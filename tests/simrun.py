@@ -52,6 +52,7 @@ def run_on_split_simulator(
     delivery: Delivery | None = None,
     timeout: float = 120,
     rate: float = 10.0,
+    sinks: list | None = None,
 ) -> Runner:
     """Like `run_on_simulator` for a multi-module simulator served from ``split`` + 1 endpoints
     (``endpoint-0`` ...), the config's inputs pointed at them, paced at ``rate`` (the endpoints
@@ -68,7 +69,7 @@ def run_on_split_simulator(
     )
     server.start()
     cfg = load_config(CONFIG_DIR / config).with_source(inputs=inputs)
-    runner = Runner(cfg, status_out=None)
+    runner = Runner(cfg, sinks or [], status_out=None)
     try:
         runner.run(trains=trains, duration=timeout)
     finally:

@@ -24,6 +24,7 @@ from bokeh.plotting import figure
 from bokeh.resources import CDN, INLINE
 
 from beamstream.processors.base import Result
+from beamstream.sinks.dashboard import assembled
 from beamstream.sinks.dashboard.panels import make_panel
 from beamstream.sinks.dashboard.prep import Selection
 from beamstream.sinks.dashboard.views import WIDTH, Controls
@@ -109,6 +110,7 @@ def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], di
     except (OSError, ValueError) as e:  # a missing records file only loses the scalar plots
         log.warning("%s: records not read: %s", path, e)
     facts["config"] = rf.config_path
+    assembled.use_config(rf.config_text, rf.config_path or str(path))
     if rf.segments:
         first, last = rf.segments[0], rf.segments[-1]
         facts.update(

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from beamstream.sinks.base import Sink
+from beamstream.sinks.dashboard import assembled
 from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.server import DashboardServer
 from beamstream.sinks.hub import Hub, Snapshot
@@ -132,6 +133,7 @@ class DashboardSink(Sink):
         hub = self._hub
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
+        assembled.use_config(hub.config_text, hub.info.get("config_path") or "<string>")
         app = DashboardApp(
             hub, self.update_hz, self.on_reset, self.title, self.mask, self.max_image, self.history
         )

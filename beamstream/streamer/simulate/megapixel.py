@@ -130,6 +130,7 @@ class MegapixelSimulator(SimulatedDetector):
             raise ValueError(f"detector {kind!r}: expected one of {', '.join(DETECTOR_SPECS)}")
         super().__init__(seed, frames, first_train_id)
         self.spec = spec = DETECTOR_SPECS[kind]
+        self.spec_name = kind
         self.detector = kind
         n = spec.modules if modules is None else int(modules)
         if not 1 <= n <= spec.modules:
@@ -169,14 +170,36 @@ class MegapixelSimulator(SimulatedDetector):
             f"{prefix}.pulseId": np.arange(self.frames, dtype=np.uint64),
         }
 
+    def _radius(self) -> np.ndarray | None:
+        """Distance of every pixel from the beam ``(module, ss, fs)`` in units of the largest,
+        from the detector's example geometry (extra-geom), or None without extra-geom."""
+        if getattr(self, "_r", None) is None:
+            try:
+                from beamstream.geometry import build_geometry, pixel_positions
+            except ImportError:  # pragma: no cover - extra-geom is optional at run time
+                return None
+            det = {"dssc1m": "DSSC_1M", "agipd1m": "AGIPD_1M", "jungfrau4m": "JUNGFRAU"}
+            try:
+                pos = pixel_positions(build_geometry({"detector": det[self.spec_name]}))
+            except (ImportError, ValueError):
+                return None
+            r = np.hypot(pos[..., 0], pos[..., 1])
+            self._r = r / r.max()
+        return self._r
+
     def _module_truth(self, i: int, pt: DsscTruth) -> DsscTruth:
         ny, nx = self.spec.module_shape
         rng = self.static_rng(100 + i)
-        yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
-        cy, cx = ny * (0.5 + 0.3 * np.cos(i)), nx * (0.5 + 0.3 * np.sin(i))
-        r = np.hypot(yy - cy, xx - cx)
-        radius = 0.35 * max(ny, nx)
-        ring = 5.0 + 60.0 * np.exp(-0.5 * ((r - radius) / (0.1 * radius)) ** 2)
+        radii = self._radius()
+        if radii is not None:  # powder rings around the beam, across the modules
+            r = radii[self.module_numbers[i] - self.spec.first_module]
+            ring = 5.0 + 60.0 * np.exp(-0.5 * ((r - 0.55) / 0.04) ** 2)
+            ring += 30.0 * np.exp(-0.5 * ((r - 0.3) / 0.02) ** 2)
+        else:  # one ring per module
+            yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
+            r = np.hypot(yy - ny / 2, xx - nx / 2)
+            radius = 0.35 * max(ny, nx)
+            ring = 5.0 + 60.0 * np.exp(-0.5 * ((r - radius) / (0.1 * radius)) ** 2)
         base = (ring * rng.gamma(4.0, 0.25, (ny, nx))).astype(np.float32)
         dark0 = 40.0 + 3.0 * rng.standard_normal((ny, nx))
         dark = np.stack([dark0 + 0.5 * j for j in range(len(pt.pattern))]).astype(np.float32)

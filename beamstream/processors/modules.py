@@ -123,10 +123,7 @@ class ModuleLayout(Transform):
         nf = self._frames(arrays, excluded)
         self._check_ids(train, arrays, excluded)
         present = np.array([a is not None for a in arrays])
-        for m, why, detail in excluded:
-            _log.warning(
-                f"{m}:{why}", "train %d: module %d left out: %s %s", train.train_id, m, why, detail
-            )
+        _log_exclusions(train.train_id, excluded)
         if not present.any():
             raise Rejected("detector data missing", f"no usable module of {self.pattern}")
         view.frames = self._assemble(arrays, nf)
@@ -221,6 +218,17 @@ class ModuleLayout(Transform):
             else:
                 np.copyto(buf[:, i], a, casting="unsafe")
         return buf
+
+
+def _log_exclusions(train_id: int, excluded: list[tuple[int, str, str]]) -> None:
+    """One rate-limited line per reason: the modules left out and the first detail."""
+    by_reason: dict[str, list[tuple[int, str]]] = {}
+    for m, why, detail in excluded:
+        by_reason.setdefault(why, []).append((m, detail))
+    for why, items in by_reason.items():
+        modules = ", ".join(str(m) for m, _ in items)
+        detail = next((d for _, d in items if d), "")
+        _log.warning(why, "train %d: modules %s left out: %s %s", train_id, modules, why, detail)
 
 
 def _dims(train: Any, src: str, key: str) -> tuple[str, ...] | None:

@@ -1,10 +1,12 @@
 """`beamstream demo`: simulators -> pipelines -> live dashboards + HDF5 results, in one command.
 
-Three simulated detectors (a DSSC module in a pump-probe delay scan, a 1 Mpix SAXS detector, an
-hRIXS camera) stream over ZeroMQ from background processes; one pipeline per detector (the
-example configs `config/dssc_pump_probe.toml`, `config/saxs_qphi.toml`,
-`config/rixs_centroid.toml`: frame selection + scan binning, q-phi integration, photon
-centroiding) receives, processes and publishes to an HDF5 results file and a Bokeh dashboard.
+Four simulated detectors (a DSSC module in a pump-probe delay scan, a whole DSSC 1M sent as one
+source per module from five endpoints, a 1 Mpix SAXS detector, an hRIXS camera) stream over
+ZeroMQ from background processes; one pipeline per detector (the example configs
+`config/dssc_pump_probe.toml`, `config/dssc1m_pump_probe.toml`, `config/saxs_qphi.toml`,
+`config/rixs_centroid.toml`: frame selection + scan binning, matching by train id and module
+assembly, q-phi integration, photon centroiding) receives, processes and publishes to an HDF5
+results file and a Bokeh dashboard (the DSSC 1M drawn assembled by its extra-geom geometry).
 Everything started is stopped at the end (Ctrl-C, SIGTERM or ``--duration``).
 """
 
@@ -40,11 +42,17 @@ class DemoPipeline:
     config: str
     rate: float
     sim_args: tuple[str, ...] = ()
+    #: module endpoints of a multi-module simulator (plus one for XGM and delay); 0: one
+    split: int = 0
 
 
-#: the demo's pipelines: (DSSC pump-probe, SAXS q-phi, RIXS centroiding)
+#: the demo's pipelines: (DSSC pump-probe, DSSC 1M from five endpoints, assembled on the
+#: dashboard, SAXS q-phi, RIXS centroiding)
 DEMO_PIPELINES = (
     DemoPipeline("dssc", "dssc", "dssc_pump_probe.toml", 10.0, ("--frames", "40")),
+    DemoPipeline(
+        "dssc1m", "dssc1m", "dssc1m_pump_probe.toml", 2.0, ("--frames", "8", "--split", "4"), 4
+    ),
     DemoPipeline("saxs", "saxs", "saxs_qphi.toml", 5.0),
     DemoPipeline("rixs", "rixs", "rixs_centroid.toml", 5.0, ("--photons", "1000")),
 )
@@ -89,7 +97,15 @@ def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     path = CONFIG_DIR / spec.config
     if not path.exists():
         raise FileNotFoundError(f"{path}: the demo uses the example configs of a source checkout")
-    return load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
+    config = load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
+    if spec.split:  # the simulator's endpoints: <endpoint>-0 ... -<split> (XGM and delay)
+        names = [i.get("name", "") for i in config.source.inputs or ()]
+        inputs = [
+            {"endpoint": f"{endpoint}-{i}", "socket": "REQ", "name": name or f"{endpoint}-{i}"}
+            for i, name in enumerate((names + [""] * (spec.split + 1))[: spec.split + 1])
+        ]
+        config = config.with_source(inputs=inputs)
+    return config
 
 
 def run_demo(

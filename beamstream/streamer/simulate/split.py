@@ -111,6 +111,20 @@ def simulate_split(
     sent = [0] * len(plan)
     t_start = time.monotonic()
     slow = set(sim.slow_sources)
+    # lockstep: no endpoint sends step n before every endpoint has generated it (the devices of
+    # a facility share one clock; a slow generator must not let the others run ahead)
+    generated = [0] * len(plan)
+    step = threading.Condition()
+
+    def wait_for_all(k: int, n: int) -> bool:
+        with step:
+            generated[k] = n + 1
+            step.notify_all()
+            while min(generated) < n + 1:
+                if stop.is_set():
+                    return False
+                step.wait(_SEND_POLL)
+        return True
 
     def run(k: int) -> None:
         sources = list(plan[k][1])
@@ -121,13 +135,15 @@ def simulate_split(
             if stop.is_set():
                 return
             tid = sim.first_train_id + idx
-            due = t_start + n / rate if rate > 0 else 0.0
-            wait = due - time.monotonic() + rng.uniform(0, delivery.jitter_ms) / 1000.0
-            if wait > 0 and stop.wait(wait):
-                return
             gone = delivery.missing_modules(sim, tid)
             keep = [s for s in sources if _module_of(sim, s) not in gone]
             data, dims = sim.part(tid, keep)
+            if not wait_for_all(k, n):
+                return
+            due = max(t_start + n / rate if rate > 0 else 0.0, time.monotonic())
+            wait = due - time.monotonic() + rng.uniform(0, delivery.jitter_ms) / 1000.0
+            if wait > 0 and stop.wait(wait):
+                return
             ts = time.time()
             meta = {s: source_metadata(s, tid + offset, ts) for s in data}
             train = Train(tid + offset, ts, data, meta, dims)

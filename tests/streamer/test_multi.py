@@ -100,3 +100,55 @@ incomplete = "accept"
     for line, msg in bad.items():
         with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
             parse_config(f"version = 1\n[source]\n{line}\n", "x.toml")
+
+
+@pytest.mark.timeout(60)
+def test_silent_and_flooding_inputs_do_not_stop_the_others(tmp_path: Path) -> None:
+    """One input never sends, one floods train ids far ahead: the run goes on, all counted."""
+    from beamstream.runner import Runner
+
+    eps = {n: f"ipc://{tmp_path}/{n}.sock" for n in ("det", "silent", "flood")}
+    det = [
+        Train(t, None, {"DET": {"image.data": np.full((2, 3, 4), t % 7, np.float32)}})
+        for t in range(500, 520)
+    ]
+    flood = [Train(10**9 + k, None, {"FLOOD": {"x": k}}) for k in range(300)]
+    stop = threading.Event()
+    senders = {n: Sender(e, socket="PUSH") for n, e in eps.items()}
+    threads = [
+        _sender_thread(senders["det"], det, stop),
+        _sender_thread(senders["flood"], flood, stop),
+    ]
+    text = f"""
+version = 1
+[source]
+detector = "DET"
+inputs = [
+    {{ endpoint = "{eps["det"]}", socket = "PULL", name = "det" }},
+    {{ endpoint = "{eps["silent"]}", socket = "PULL", name = "silent" }},
+    {{ endpoint = "{eps["flood"]}", socket = "PULL", name = "flood" }},
+]
+match = {{ deadline_ms = 100, max_pending = 8, incomplete = "accept" }}
+[[processors]]
+type = "scan_binner"
+"""
+    runner = Runner(parse_config(text), status_out=None)
+    try:
+        status = runner.run(trains=20, duration=30)
+        matcher = runner.receiver.stats()["matcher"]
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=5)
+        for s in senders.values():
+            s.close()
+    assert status["processed"] == 20, status
+    inputs = matcher["inputs"]
+    assert inputs["det"]["received"] == 20 and inputs["det"]["matched"] == 20
+    assert inputs["silent"]["received"] == 0 and inputs["silent"]["missing"] == 20
+    # (a flood part that arrives before any other input's first part cannot be judged ahead)
+    assert inputs["flood"]["received"] == 300 and inputs["flood"]["ahead"] >= 299
+    assert matcher["pending"] <= 8
+    assert status["drops"]["flood: ahead"] == inputs["flood"]["ahead"]
+    mean = runner.hub.latest().results["scan_binner"]["mean"].data[0, 0]
+    assert mean[0, 0] == pytest.approx(np.mean([t % 7 for t in range(500, 520)]))

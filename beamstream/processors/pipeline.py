@@ -124,7 +124,12 @@ class Pipeline:
                     f"{path}: {where}.geometry.extra_geom: expected a [source] geometry for "
                     '"source", got none'
                 )
-            params["geometry"] = {**geometry, "extra_geom": self._source_geometry_table()}
+            table = self._source_geometry_table()
+            params["geometry"] = {**geometry, "extra_geom": table}
+            if self.config.source.modules is not None:  # only the modules this pipeline takes
+                first = 1 if table.get("detector") == "JUNGFRAU" else 0
+                modules = parse_modules(self.config.source.modules)
+                params["geometry"]["extra_geom_modules"] = [m - first for m in modules]
         for k, v in extra.items():
             if accepted is not None and k in accepted and k not in params:
                 params[k] = v

@@ -203,9 +203,9 @@ class DetectorGeometry:
         if "extra_geom" in t:  # a multi-module detector: extra-geom's unassembled pixel centres
             from beamstream.geometry import build_geometry, pixel_positions
 
-            t["positions"] = pixel_positions(
-                build_geometry(t.pop("extra_geom"), "geometry.extra_geom")
-            )
+            positions = pixel_positions(build_geometry(t.pop("extra_geom"), "geometry.extra_geom"))
+            select = t.pop("extra_geom_modules", None)  # the modules a pipeline takes
+            t["positions"] = positions if select is None else positions[list(select)]
         if "positions" in t:
             pos = t.pop("positions")
             if isinstance(pos, str):

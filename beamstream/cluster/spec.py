@@ -8,6 +8,7 @@ overridden ``[source]`` / ``[run]`` values, and parse the config themselves.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,13 +44,13 @@ class PipelineSpec:
     path
         The config file's absolute path (``<string>`` when there is none).
     source, run
-        ``[source]`` and ``[run]`` values as ``(key, value)`` pairs (overrides included).
+        ``[source]`` and ``[run]`` values as ``(key, JSON text)`` pairs (overrides included).
     """
 
     text: str
     path: str
-    source: tuple[tuple[str, Any], ...] = ()
-    run: tuple[tuple[str, Any], ...] = ()
+    source: tuple[tuple[str, str], ...] = ()
+    run: tuple[tuple[str, str], ...] = ()
     fingerprint: str = field(default="", compare=False)
 
     @classmethod
@@ -61,15 +62,22 @@ class PipelineSpec:
         return cls(
             config.text,
             path,
-            tuple(asdict(config.source).items()),
-            tuple(asdict(config.run).items()),
+            _hashable(asdict(config.source)),
+            _hashable(asdict(config.run)),
             config_fingerprint(config.text),
         )
 
     def config(self) -> PipelineConfig:
         """Parse the config again (in a worker) with the same overrides."""
         cfg = parse_config(self.text, self.path)
-        return cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        source = {k: json.loads(v) for k, v in self.source}
+        run = {k: json.loads(v) for k, v in self.run}
+        return cfg.with_source(**source).with_run(**run)
+
+
+def _hashable(values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``(key, JSON text)`` pairs: hashable even for list and table values (inputs, modules)."""
+    return tuple((k, json.dumps(v, sort_keys=True)) for k, v in values.items())
 
 
 _POOL: dict[PipelineSpec, list[Pipeline]] = {}

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from beamstream.config import parse_config
 from beamstream.replay import open_reader
 from beamstream.replay.server import replay
 from beamstream.runner import Runner
+from tests.replay.agipd_run import write_agipd_run
 
 DET = "SPB_DET_AGIPD1M-1/DET"
 N_TRAINS, N_FRAMES = 3, 4
@@ -48,24 +48,7 @@ name = "binned"
 @pytest.fixture(scope="module")
 def agipd_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 raw AGIPD module files (extra-data's mock writer), filled with known random counts."""
-    from extra_data.tests.mockdata import write_file
-    from extra_data.tests.mockdata.detectors import AGIPDModule
-
-    run = tmp_path_factory.mktemp("agipd") / "r0001"
-    run.mkdir()
-    rng = np.random.default_rng(2)
-    for m in range(16):
-        path = run / f"RAW-R0001-AGIPD{m:02d}-S00000.h5"
-        write_file(
-            str(path),
-            [AGIPDModule(f"{DET}/{m}CH0", frames_per_train=N_FRAMES)],
-            ntrains=N_TRAINS,
-            chunksize=N_TRAINS,
-        )
-        with h5py.File(path, "r+") as f:
-            ds = f[f"INSTRUMENT/{DET}/{m}CH0:xtdf/image/data"]
-            ds[...] = rng.integers(0, 4000, ds.shape, dtype=np.uint16)
-    return run
+    return write_agipd_run(tmp_path_factory.mktemp("agipd") / "r0001", 16, N_TRAINS, N_FRAMES)
 
 
 def reference_mean(run: Path) -> np.ndarray:

@@ -106,3 +106,37 @@ def test_beamstream_replay_modules_and_stacked(stack: bool, agipd_run: Path, fre
         stop.set()
         thread.join(10)
     np.testing.assert_array_equal(mean, reference_mean(agipd_run))
+
+
+@pytest.mark.filterwarnings("ignore:Falling back to raw data")
+@pytest.mark.timeout(240)
+def test_corrected_corr_sources_need_no_appending(
+    tmp_path: Path, free_port, processes, venv_bin: Path
+) -> None:
+    """Corrected data under /CORR/ names (which --append-detector-modules does not stack): our
+    own module assembly takes the separate module sources."""
+    from extra_data import RunDirectory
+
+    run = write_agipd_run(tmp_path / "r0002", 16, N_TRAINS, N_FRAMES, corrected=True)
+    text = (
+        MODULES.replace("/DET/{module}CH0:xtdf", "/CORR/{module}CH0:output")
+        .replace('layout = ["frame", "gain", "ss", "fs"]', 'layout = ["frame", "ss", "fs"]')
+        .replace("gain = 0 ", "# no gain axis ")
+    )
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    argv = [str(venv_bin / "karabo-bridge-serve-files"), str(run), endpoint, "-z", "REP"]
+    proc = processes.start(argv)
+    try:
+        mean = run_pipeline(text, endpoint)
+    finally:
+        processes.stop(proc)
+    dc = RunDirectory(str(run))
+    ref = np.stack(
+        [
+            dc[f"SPB_DET_AGIPD1M-1/CORR/{m}CH0:output", "image.data"]
+            .ndarray()
+            .mean(axis=0, dtype=np.float64)
+            for m in range(16)
+        ]
+    )
+    np.testing.assert_allclose(mean, ref, rtol=1e-12)

@@ -14,11 +14,24 @@ def describe_pipeline(config: PipelineConfig) -> str:
     """Build the pipeline (checking every parameter) and describe it, one step a line."""
     pipeline = Pipeline(config)
     src = config.source
-    lines = [
-        f"{config.path}: version {config.version}",
-        f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
-        f"policy {src.policy})",
-    ]
+    lines = [f"{config.path}: version {config.version}"]
+    if src.inputs:  # several inputs matched by train id
+        from beamstream.streamer.multi import check_match, parse_inputs
+
+        m = check_match(src.match or {})
+        lines.append(
+            f"source      {len(src.inputs)} inputs matched by train id (deadline "
+            f"{m['deadline_ms']:g} ms, max pending {m['max_pending']}, incomplete "
+            f"{m['incomplete']})"
+        )
+        lines += [
+            f"  input     {i.name}: {i.socket} {i.endpoint}" for i in parse_inputs(src.inputs)
+        ]
+    else:
+        lines.append(
+            f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue "
+            f"{src.queue}, policy {src.policy})"
+        )
     if src.detector:
         lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
     if config.scan:

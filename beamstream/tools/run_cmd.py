@@ -100,7 +100,15 @@ def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float 
 
 
 def _handler(args: argparse.Namespace) -> int:
-    config = load_config(args.config).with_source(endpoint=args.endpoint, socket=args.socket)
+    config = load_config(args.config)
+    if config.source.inputs and (args.endpoint or args.socket):
+        print(
+            f"beamstream run: {args.config} has several [source] inputs; --endpoint/--socket "
+            "would apply to none of them: set them in its inputs",
+            file=sys.stderr,
+        )
+        return 2
+    config = config.with_source(endpoint=args.endpoint, socket=args.socket)
     if args.timeout is not None:
         config = config.with_source(timeout=args.timeout)
     status = run_pipeline(

@@ -159,16 +159,24 @@ class MatchedSource:
         self._closed = False
 
     @classmethod
-    def from_config(cls, source: Any, start: bool = True) -> MatchedSource:
-        """Build from a `beamstream.config.SourceConfig` with ``inputs``."""
-        m = check_match(source.match or {})
-        return cls(
-            parse_inputs(source.inputs),
-            **m,
-            queue=source.queue,
-            timeout=source.timeout,
-            start=start,
-        )
+    def parameters(cls, config: Any) -> tuple[list[InputSpec], dict[str, Any]]:
+        """The inputs and the matching parameters of a ``[source]`` table (`SourceConfig`).
+
+        Raises
+        ------
+        ValueError
+            Naming ``source.inputs[i].key`` or ``source.match.key``.
+        """
+        options = dict(getattr(config, "options", None) or {})
+        inputs = options.get("inputs", getattr(config, "inputs", None))
+        match = options.get("match", getattr(config, "match", None))
+        return parse_inputs(inputs, "source.inputs"), check_match(match or {}, "source.match")
+
+    @classmethod
+    def from_config(cls, config: Any, path: str = "<string>", start: bool = True) -> MatchedSource:
+        """Build from a `beamstream.config.SourceConfig` with ``inputs`` (and ``match``)."""
+        inputs, match = cls.parameters(config)
+        return cls(inputs, **match, queue=config.queue, timeout=config.timeout, start=start)
 
     def start(self) -> None:
         for rx in self.receivers:

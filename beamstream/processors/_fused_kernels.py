@@ -26,6 +26,8 @@ __all__ = ["BLOCK", "bin_and_scatter", "dense_bins"]
 
 #: pixels per block: the float64 slot sums of a block are 16 KiB per slot
 BLOCK = 2048
+#: interleaved partial q sums per row (see `_scatter`)
+LANES = 4
 
 
 def dense_bins(pix: np.ndarray, idx: np.ndarray, norm: np.ndarray, npix: int, nbins: int):
@@ -89,15 +91,33 @@ def _count_nan(src, nrow, n):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True, boundscheck=False)
 def _scatter(src, bins, srow, vrow, with_var, n):  # pragma: no cover - compiled
-    """``srow[bins[p]] += src[p]`` (and the variance) for a block without non-finite values."""
+    """``srow[bins[p]] += src[p]`` (and the variance) for a block without non-finite values.
+
+    ``srow`` and ``vrow`` are ``(LANES, nbins + 1)``: neighbouring pixels (often of the same
+    bin) add into different lanes, so consecutive additions do not wait for each other.
+    """
+    p = 0
     if with_var:
-        for p in range(n):
+        while p + LANES <= n:
+            for lane in range(LANES):
+                v = np.float64(src[p + lane])
+                b = bins[p + lane]
+                srow[lane, b] += v
+                vrow[lane, b] += max(1.0, v)
+            p += LANES
+        while p < n:
             v = np.float64(src[p])
-            srow[bins[p]] += v
-            vrow[bins[p]] += max(1.0, v)
+            srow[0, bins[p]] += v
+            vrow[0, bins[p]] += max(1.0, v)
+            p += 1
     else:
-        for p in range(n):
-            srow[bins[p]] += np.float64(src[p])
+        while p + LANES <= n:
+            for lane in range(LANES):
+                srow[lane, bins[p + lane]] += np.float64(src[p + lane])
+            p += LANES
+        while p < n:
+            srow[0, bins[p]] += np.float64(src[p])
+            p += 1
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
@@ -107,12 +127,12 @@ def _scatter_checked(src, bins, norm, srow, vrow, wrow, crow, with_var, n):  # p
         v = np.float64(src[p])
         b = bins[p]
         if math.isfinite(v):
-            srow[b] += v
+            srow[0, b] += v
             if with_var:
-                vrow[b] += max(1.0, v)
+                vrow[0, b] += max(1.0, v)
         else:
-            wrow[b] -= norm[p]
-            crow[b] -= 1.0
+            wrow[0, b] -= norm[p]
+            crow[0, b] -= 1.0
 
 
 @njit(nogil=True, cache=True)
@@ -141,8 +161,9 @@ def bin_and_scatter(
     nper : (nslot,) int64, accepted frames per slot
     sums : (nslot, npix) float64, pixel_counts : (nslot, npix) int64 (updated in place)
     bins : (npix,) int32, q bin per pixel (``nbins``: not integrated); norm : (npix,) float32
-    S, V, Wc, Cc : (nchunks, nrows, nbins + 1) float64 zeros on entry (V unused unless
-    with_var); the last column collects the pixels not integrated
+    S, V, Wc, Cc : (nchunks, nrows, LANES, nbins + 1) float64 zeros on entry (V unused unless
+    with_var; summed over chunks and lanes by the caller); the last column collects the pixels
+    not integrated
     """
     nf, npix = frames.shape
     nslot = sums.shape[0]

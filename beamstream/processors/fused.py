@@ -76,10 +76,11 @@ class FusedBinnerQ:
         nper = np.bincount(slot[slot >= 0], minlength=ns).astype(np.int64)
         bins, norm = self._dense_bins(table, npix)
         nchunks = max(1, min(numba.get_num_threads(), npix // kernels.BLOCK))
-        shape = (nchunks, nrows, table.nbins + 1)  # + the column of pixels not integrated
+        # interleaved lanes of partial sums, and a column for the pixels not integrated
+        shape = (nchunks, nrows, kernels.LANES, table.nbins + 1)
         with_var = self.qphi.error_model == "poisson"
         S, Wc, Cc = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-        V = np.zeros(shape) if with_var else np.zeros((nchunks, 1, 1))
+        V = np.zeros(shape) if with_var else np.zeros((nchunks, 1, 1, 1))
         kernels.bin_and_scatter(
             flat,
             slot,
@@ -99,10 +100,10 @@ class FusedBinnerQ:
         b_state["trains"][row] += 1
         nb = table.nbins
         sums = (
-            S.sum(axis=0)[:, :nb],
-            Wc.sum(axis=0)[:, :nb],
-            Cc.sum(axis=0)[:, :nb],
-            V.sum(axis=0)[:, :nb] if with_var else None,
+            S.sum(axis=(0, 2))[:, :nb],
+            Wc.sum(axis=(0, 2))[:, :nb],
+            Cc.sum(axis=(0, 2))[:, :nb],
+            V.sum(axis=(0, 2))[:, :nb] if with_var else None,
         )
         self.qphi.update_with(q_state, view, sums)
 

@@ -6,10 +6,12 @@ import threading
 from pathlib import Path
 
 from beamstream.config import load_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
-from beamstream.streamer.simulate import SimulatedDetector, simulate
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
-from beamstream.streamer.simulate.split import Delivery, plan_endpoints, simulate_split
+from beamstream.simulate import SimulatedDetector, simulate
+from beamstream.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate.split import Delivery, plan_endpoints, simulate_split
+from beamstream.sources.matched import with_inputs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -52,7 +54,7 @@ def run_on_split_simulator(
     delivery: Delivery | None = None,
     timeout: float = 120,
     rate: float = 10.0,
-    sinks: list | None = None,
+    recorders: list | None = None,
 ) -> Runner:
     """Like `run_on_simulator` for a multi-module simulator served from ``split`` + 1 endpoints
     (``endpoint-0`` ...), the config's inputs pointed at them, paced at ``rate`` (the endpoints
@@ -68,8 +70,8 @@ def run_on_split_simulator(
         daemon=True,
     )
     server.start()
-    cfg = load_config(CONFIG_DIR / config).with_source(inputs=inputs)
-    runner = Runner(cfg, sinks or [], status_out=None)
+    cfg = with_inputs(load_config(CONFIG_DIR / config), inputs)
+    runner = Runner(cfg, LocalExecutor(recorders=recorders or []), status_out=None)
     try:
         runner.run(trains=trains, duration=timeout)
     finally:

@@ -12,25 +12,15 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from beamstream.accumulation import Partial, combine
 from beamstream.config import PipelineConfig, parse_config
 from beamstream.processors.pipeline import Pipeline
 
-__all__ = ["PipelineSpec", "borrowed_pipeline", "config_fingerprint"]
-
-
-def config_fingerprint(config_text: str) -> str:
-    """The config version: a hash of the processing-relevant parts of the TOML text.
-
-    Partial states of different fingerprints are never merged (see
-    `beamstream.cluster.partial.merge_partials`).
-    """
-    from beamstream.sinks.h5layout import pipeline_fingerprint
-
-    return pipeline_fingerprint(config_text)
+__all__ = ["PipelineSpec", "borrowed_pipeline", "merge_partials"]
 
 
 @dataclass(frozen=True)
@@ -62,15 +52,18 @@ class PipelineSpec:
         return cls(
             config.text,
             path,
-            _hashable(asdict(config.source)),
+            _hashable(
+                {f.name: getattr(config.source, f.name) for f in fields(config.source)}
+                | {"options": None}  # from the text: never overridden
+            ),
             _hashable(asdict(config.run)),
-            config_fingerprint(config.text),
+            config.fingerprint,
         )
 
     def config(self) -> PipelineConfig:
         """Parse the config again (in a worker) with the same overrides."""
         cfg = parse_config(self.text, self.path)
-        source = {k: json.loads(v) for k, v in self.source}
+        source = {k: json.loads(v) for k, v in self.source if k != "options"}
         run = {k: json.loads(v) for k, v in self.run}
         return cfg.with_source(**source).with_run(**run)
 
@@ -101,3 +94,9 @@ def borrowed_pipeline(spec: PipelineSpec) -> Iterator[Pipeline]:
     finally:
         with _POOL_LOCK:
             _POOL.setdefault(spec, []).append(pipeline)
+
+
+def merge_partials(spec: PipelineSpec, a: Partial, b: Partial) -> Partial:
+    """`combine` with a pooled pipeline of ``spec`` (the Dask merge-tree task)."""
+    with borrowed_pipeline(spec) as pipeline:
+        return combine(pipeline, a, b)

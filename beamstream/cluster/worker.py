@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Any
 
-from beamstream.cluster.partial import Accumulation, Partial
+from beamstream.accumulation import Accumulation, Partial
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.receiver import Receiver
+from beamstream.sources import Source, open_source
 
 __all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_finish"]
 
@@ -43,8 +43,10 @@ class LiveWorker:
         self.name = name
         self.config = spec.config()
         self.pipeline = Pipeline(self.config)
-        self.acc = Accumulation(self.pipeline, spec.fingerprint, self.config.run.records)
-        self.receiver: Receiver | None = None
+        self.acc = Accumulation(
+            self.pipeline, spec.fingerprint, max_records=self.config.run.records
+        )
+        self.receiver: Source | None = None
         self.taken = 0  # trains taken from the receiver, over the whole run
         self.last_train_at = time.monotonic()
         self._lock = threading.Lock()
@@ -53,8 +55,7 @@ class LiveWorker:
 
     def run(self) -> dict[str, Any]:
         """Receive and process until `stop`; returns the receiver's final stats."""
-        src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        self.receiver = open_source(self.config)
         try:
             while not self._stop.is_set():
                 train = self.receiver.get(timeout=0.2)

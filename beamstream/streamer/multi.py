@@ -172,12 +172,6 @@ class MatchedSource:
         match = options.get("match", getattr(config, "match", None))
         return parse_inputs(inputs, "source.inputs"), check_match(match or {}, "source.match")
 
-    @classmethod
-    def from_config(cls, config: Any, path: str = "<string>", start: bool = True) -> MatchedSource:
-        """Build from a `beamstream.config.SourceConfig` with ``inputs`` (and ``match``)."""
-        inputs, match = cls.parameters(config)
-        return cls(inputs, **match, queue=config.queue, timeout=config.timeout, start=start)
-
     def start(self) -> None:
         for rx in self.receivers:
             rx.start()

@@ -6,6 +6,7 @@ import argparse
 
 from beamstream.config import PipelineConfig, load_config
 from beamstream.processors.pipeline import Pipeline
+from beamstream.sources import source_class
 
 __all__ = ["describe_pipeline", "register"]
 
@@ -13,25 +14,26 @@ __all__ = ["describe_pipeline", "register"]
 def describe_pipeline(config: PipelineConfig) -> str:
     """Build the pipeline (checking every parameter) and describe it, one step a line."""
     pipeline = Pipeline(config)
+    source_class(config)  # the source type checks its own parameters
     src = config.source
     lines = [f"{config.path}: version {config.version}"]
-    if src.inputs:  # several inputs matched by train id
-        from beamstream.streamer.multi import check_match, parse_inputs
-
-        m = check_match(src.match or {})
+    if src.type == "karabo_bridge":
         lines.append(
-            f"source      {len(src.inputs)} inputs matched by train id (deadline "
+            f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
+            f"policy {src.policy})"
+        )
+    elif src.type == "karabo_matched":  # several inputs matched by train id
+        from beamstream.streamer.multi import MatchedSource
+
+        inputs, m = MatchedSource.parameters(src)
+        lines.append(
+            f"source      {len(inputs)} inputs matched by train id (deadline "
             f"{m['deadline_ms']:g} ms, max pending {m['max_pending']}, incomplete "
             f"{m['incomplete']})"
         )
-        lines += [
-            f"  input     {i.name}: {i.socket} {i.endpoint}" for i in parse_inputs(src.inputs)
-        ]
+        lines += [f"  input     {i.name}: {i.socket} {i.endpoint}" for i in inputs]
     else:
-        lines.append(
-            f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue "
-            f"{src.queue}, policy {src.policy})"
-        )
+        lines.append(f"source      {src.type} {dict(src.options)}")
     if src.detector:
         lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
     if config.scan:

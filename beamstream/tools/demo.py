@@ -99,12 +99,14 @@ def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
         raise FileNotFoundError(f"{path}: the demo uses the example configs of a source checkout")
     config = load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
     if spec.split:  # the simulator's endpoints: <endpoint>-0 ... -<split> (XGM and delay)
-        names = [i.get("name", "") for i in config.source.inputs or ()]
+        from beamstream.sources.matched import with_inputs
+
+        names = [i.get("name", "") for i in config.source.options.get("inputs", ())]
         inputs = [
             {"endpoint": f"{endpoint}-{i}", "socket": "REQ", "name": name or f"{endpoint}-{i}"}
             for i, name in enumerate((names + [""] * (spec.split + 1))[: spec.split + 1])
         ]
-        config = config.with_source(inputs=inputs)
+        config = with_inputs(config, inputs)
     return config
 
 
@@ -134,7 +136,7 @@ def run_demo(
             config = _config(r.spec, r.endpoint)
             hub.config_text = config.text
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
-            r.runner = Runner(config, sinks, hub, status_out=None)
+            r.runner = Runner(config, None, sinks, hub=hub, status_out=None)
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
@@ -188,7 +190,7 @@ def _watch(
             next_line += 2.0
             parts = []
             for r in running:
-                s = r.runner.status.snapshot()
+                s = r.runner.hub.status() or {"processed": 0, "trains_per_s": 0.0}
                 parts.append(f"{r.spec.name} {s['processed']} trains {s['trains_per_s']:.1f}/s")
             out.write(f"[{time.monotonic() - t0:5.0f}s] " + " | ".join(parts) + "\n")
             out.flush()

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamstream.config import PipelineConfig, load_config
+from beamstream.config import ConfigError, PipelineConfig, load_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
+from beamstream.sinks.recorder import RawRecorder
 
 __all__ = ["run_pipeline", "register", "build_sinks"]
 
@@ -54,12 +56,12 @@ def run_pipeline(
     ``dashboard``: True adds the live dashboard (on ``dashboard_port``), False removes it, None
     keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
     ``workers`` / ``scheduler`` (default: the config's ``[cluster]``; ``workers=0``: none) fan the
-    run out over Dask workers (`beamstream.cluster.live.LiveDriver`).
+    run out over Dask workers (`beamstream.cluster.live.DaskLiveExecutor`).
     """
     states = None
     if resume is not None:
+        from beamstream.formats.results import load_resume
         from beamstream.sinks.hdf5 import HDF5Sink
-        from beamstream.sinks.results import load_resume
 
         previous = load_resume(resume, config)
         states = previous.states
@@ -79,15 +81,23 @@ def run_pipeline(
     status_out = None if quiet else sys.stderr
     if workers is None and scheduler is None:
         workers, scheduler = config.cluster.workers, config.cluster.scheduler
+    recorders = [s for s in sinks if isinstance(s, RawRecorder)]
+    sinks = [s for s in sinks if not isinstance(s, RawRecorder)]
+    kw: dict[str, Any] = dict(hub=hub, states=states, status_out=status_out)
     if workers or scheduler:
         from beamstream.cluster.dask_backend import DaskBackend
-        from beamstream.cluster.live import LiveDriver, check_fanout
+        from beamstream.cluster.live import DaskLiveExecutor, check_fanout
 
         check_fanout(config)  # before starting a cluster
+        if recorders:
+            raise ConfigError(
+                f"{config.path}: sinks: raw records every train where it is received; with "
+                "workers, trains never reach this process (record with a single-process run)"
+            )
         with DaskBackend.connect(workers, scheduler) as backend:
-            runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
+            runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
             return _run(runner, sinks, trains, duration)
-    runner = Runner(config, sinks, hub, states=states, status_out=status_out)
+    runner = Runner(config, LocalExecutor(recorders=recorders), sinks, **kw)
     return _run(runner, sinks, trains, duration)
 
 
@@ -101,7 +111,7 @@ def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float 
 
 def _handler(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if config.source.inputs and (args.endpoint or args.socket):
+    if config.source.type == "karabo_matched" and (args.endpoint or args.socket):
         print(
             f"beamstream run: {args.config} has several [source] inputs; --endpoint/--socket "
             "would apply to none of them: set them in its inputs",

@@ -13,7 +13,7 @@ from beamstream.cluster.modules import (
 )
 from beamstream.config import parse_config
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate.megapixel import MegapixelSimulator
 
 CONFIG = """
 version = 1

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from beamstream.config import load_config
+from beamstream.executors import LocalExecutor
 from beamstream.replay.raw import RawReader
 from beamstream.runner import Runner
+from beamstream.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate.split import Delivery
 from beamstream.sinks.recorder import RawRecorder
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
-from beamstream.streamer.simulate.split import Delivery
 from tests.simrun import CONFIG_DIR, run_on_split_simulator
 
 
@@ -26,13 +27,13 @@ def test_per_module_per_slot_means_recovered(endpoint: str, tmp_path: Path) -> N
     delivery = Delivery(jitter_ms=30, out_of_order=0.3, missing=(5,))
     recorder = RawRecorder(str(tmp_path / "raw.h5"))
     runner = run_on_split_simulator(
-        sim, "dssc1m_pump_probe.toml", endpoint, n, 4, delivery, sinks=[recorder]
+        sim, "dssc1m_pump_probe.toml", endpoint, n, 4, delivery, recorders=[recorder]
     )
     status = runner.status_dict()
     assert status["processed"] == n, status
     # module 5 never came: counted for every train, its means are NaN (never zero)
     assert status["rejected"] == {"excluded module 5: missing": n}
-    matcher = runner.receiver.stats()["matcher"]
+    matcher = runner.executor.source.stats()["matcher"]
     assert matcher["complete"] == n
     assert all(c["received"] == n and c["matched"] == n for c in matcher["inputs"].values())
     res = runner.hub.latest().results["binned"]
@@ -61,7 +62,8 @@ def test_per_module_per_slot_means_recovered(endpoint: str, tmp_path: Path) -> N
             assert ratio == pytest.approx(1 - truth.signal(d), abs=0.03)
     # the recorder kept every source of the matched trains: replayed, the same sums
     assert recorder.recorded == n and recorder.errors == 0
-    offline = Runner(load_config(CONFIG_DIR / "dssc1m_pump_probe.toml"), status_out=None)
-    offline.run(source=iter(RawReader(tmp_path / "raw.h5")))
+    config = load_config(CONFIG_DIR / "dssc1m_pump_probe.toml")
+    offline = Runner(config, LocalExecutor(RawReader(tmp_path / "raw.h5")), status_out=None)
+    offline.run()
     for k in ("sum", "pixel_count", "count", "trains"):
         np.testing.assert_array_equal(offline.states["binned"][k], runner.states["binned"][k])

@@ -4,7 +4,9 @@ the same data read with extra-data."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,21 @@ def reference_mean(run: Path) -> np.ndarray:
     return out
 
 
+def wait_listening(endpoint: str, timeout: float = 60.0) -> None:
+    """Wait until a server binds ``endpoint`` (karabo-bridge-serve-files starts slowly: a REQ
+    client that gives up on a request meanwhile would lose that train's reply)."""
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def run_pipeline(text: str, endpoint: str) -> dict[str, Any]:
     runner = Runner(parse_config(text).with_source(endpoint=endpoint), status_out=None)
     status = runner.run(trains=N_TRAINS, duration=90)
@@ -79,6 +96,7 @@ def test_serve_files_modules_and_appended(
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     argv = [str(venv_bin / "karabo-bridge-serve-files"), str(agipd_run), endpoint, "-z", "REP"]
     proc = processes.start(argv + (["--append-detector-modules"] if append else []))
+    wait_listening(endpoint)
     try:
         mean = run_pipeline(STACKED if append else MODULES, endpoint)
     finally:
@@ -126,6 +144,7 @@ def test_corrected_corr_sources_need_no_appending(
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     argv = [str(venv_bin / "karabo-bridge-serve-files"), str(run), endpoint, "-z", "REP"]
     proc = processes.start(argv)
+    wait_listening(endpoint)
     try:
         mean = run_pipeline(text, endpoint)
     finally:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beamstream.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate.split import Delivery, plan_endpoints, simulate_split
 from beamstream.streamer.multi import InputSpec, MatchedSource
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
-from beamstream.streamer.simulate.split import Delivery, plan_endpoints, simulate_split
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from beamstream.config import ConfigError, parse_config
+from beamstream.sources import source_class
+from beamstream.sources.matched import MatchedKaraboSource
 from beamstream.streamer import Sender, Train
 from beamstream.streamer.multi import InputSpec, MatchedSource
 
@@ -87,7 +89,8 @@ deadline_ms = 150
 incomplete = "accept"
 """
     cfg = parse_config(good, "x.toml")
-    assert cfg.source.modules == "0-3" and cfg.source.match["incomplete"] == "accept"
+    assert cfg.source.type == "karabo_matched" and source_class(cfg) is MatchedKaraboSource
+    assert cfg.source.modules == "0-3" and cfg.source.options["match"]["incomplete"] == "accept"
     bad = {
         "inputs = [{endpoint = 5}]": "x.toml: source.inputs[0].endpoint: expected an endpoint",
         'inputs = [{endpoint = "a", socket = "DEALER"}]': "source.inputs[0].socket",
@@ -99,7 +102,10 @@ incomplete = "accept"
     }
     for line, msg in bad.items():
         with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
-            parse_config(f"version = 1\n[source]\n{line}\n", "x.toml")
+            text = f"version = 1\n[source]\ntype = 'karabo_matched'\n{line}\n"
+            if "inputs" not in line:
+                text += "inputs = [{endpoint = 'tcp://127.0.0.1:5000'}]\n"
+            source_class(parse_config(text, "x.toml"))
 
 
 @pytest.mark.timeout(60)
@@ -135,7 +141,7 @@ type = "scan_binner"
     runner = Runner(parse_config(text), status_out=None)
     try:
         status = runner.run(trains=20, duration=30)
-        matcher = runner.receiver.stats()["matcher"]
+        matcher = runner.executor.source.stats()["matcher"]
     finally:
         stop.set()
         for th in threads:

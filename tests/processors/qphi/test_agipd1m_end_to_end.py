@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate.megapixel import MegapixelSimulator
 from tests.simrun import run_on_split_simulator
 
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from beamstream.streamer.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
-from beamstream.streamer.simulate._noise import NORMAL_TABLE, noisy_frames
-from beamstream.streamer.simulate.dssc import (
+from beamstream.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
+from beamstream.simulate._noise import NORMAL_TABLE, noisy_frames
+from beamstream.simulate.dssc import (
     DEFAULT_DELAYS,
     DEFAULT_PATTERN,
     DsscSimulator,

@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["register", "main", "parse_scan", "DETECTORS"]
 
-#: the detectors of `beamstream.streamer.simulate.serve.SIMULATORS` (listed here so that
+#: the detectors of `beamstream.simulate.serve.SIMULATORS` (listed here so that
 #: ``beamstream --help`` need not import numba)
 DETECTORS = ("saxs", "dssc", "rixs", "dssc1m", "agipd1m", "jungfrau4m")
 #: the multi-module detectors (one source per module, `MegapixelSimulator`)
@@ -145,8 +145,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def megapixel_handler(args: argparse.Namespace) -> int:
     """Serve a multi-module detector (possibly from several endpoints)."""
-    from beamstream.streamer.simulate.megapixel import MegapixelSimulator
-    from beamstream.streamer.simulate.split import Delivery, plan_endpoints, simulate_split
+    from beamstream.simulate.megapixel import MegapixelSimulator
+    from beamstream.simulate.split import Delivery, plan_endpoints, simulate_split
 
     try:
         missing = tuple(int(m) for m in args.missing.split(",") if m.strip())
@@ -192,7 +192,7 @@ def megapixel_handler(args: argparse.Namespace) -> int:
 
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
-    from beamstream.streamer.simulate.serve import simulate
+    from beamstream.simulate.serve import simulate
 
     if args.detector in MEGAPIXEL:
         return megapixel_handler(args)
@@ -251,7 +251,7 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m beamstream.streamer.simulate.cli ...``."""
+    """Standalone entry point: ``python -m beamstream.simulate.cli ...``."""
     parser = argparse.ArgumentParser(prog="beamstream")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.streamer.simulate._common import source_metadata
-from beamstream.streamer.simulate.megapixel import MegapixelSimulator
+from beamstream.simulate._common import source_metadata
+from beamstream.simulate.megapixel import MegapixelSimulator
 from beamstream.streamer.train import Train
 
 __all__ = ["Delivery", "plan_endpoints", "simulate_split"]

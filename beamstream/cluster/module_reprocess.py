@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from beamstream.accumulation import Partial, combine
 from beamstream.cluster.chunks import Chunk, MergeTree, plan_chunks, process_chunk
 from beamstream.cluster.modules import config_for_modules, merge_over_modules, module_groups
-from beamstream.cluster.partial import Partial, combine
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.config import PipelineConfig
 from beamstream.processors.pipeline import Pipeline
@@ -62,21 +62,8 @@ def reprocess_by_module(
     states = merge_over_modules(
         Pipeline(config), [(g, r.states) for g, r in zip(mgroups, roots, strict=True)]
     )
-    first = roots[0]
-    merged = Partial(
-        first.fingerprint,
-        states,
-        first.received,
-        first.processed,
-        first.frames,
-        first.rejected,
-        first.errors,
-        first.train_ids,
-        first.accepted_ids,
-        first.latencies,
-        first.records,
-        {f"modules {list(g)}": {"chunks": len(chunks)} for g in mgroups},
-    )
+    first = roots[0]  # every group took the same trains: its counters are the run's
+    merged = Partial(first.fingerprint, states, first.counters, first.train_ids, first.records)
     return merged, mgroups
 
 

@@ -36,7 +36,7 @@ def test_split_by_module_and_chunk_equals_one_process(tmp_path: Path, two_worker
         pipe.process(train, whole)
     part, groups = reprocess_by_module(config, str(run), 4, backend=two_workers, trains_per_chunk=2)
     assert groups == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11), (12, 13, 14, 15)]
-    assert part.processed == 4 and part.frames == 12
+    assert part.counters.processed == 4 and part.counters.frames == 12
     for field in ("sum", "pixel_count", "count", "trains"):
         np.testing.assert_array_equal(part.states["binned"][field], whole["binned"][field])
     # in one process, through the same split: the same

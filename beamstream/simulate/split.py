@@ -101,10 +101,15 @@ def simulate_split(
     dict
         ``endpoints``, ``sent`` (parts per endpoint), ``elapsed``, ``interrupted``.
     """
+    import zmq
+
     from beamstream.streamer.sender import Sender
 
     stop = stop_event or threading.Event()
-    senders = [Sender(ep, socket=socket) for ep, _ in plan]
+    # a private context: terminating it at the end waits until ZeroMQ let go of every message
+    # (arrays go out zero-copy; freeing one still queued would crash the process at exit)
+    ctx = zmq.Context()
+    senders = [Sender(ep, socket=socket, context=ctx) for ep, _ in plan]
     bound = [s.endpoint for s in senders]
     if ready is not None:
         ready(bound)
@@ -167,6 +172,7 @@ def simulate_split(
             t.join(timeout=5)
     for s in senders:
         s.flush_and_close(timeout=1.0)
+    ctx.term()
     return {
         "detector": sim.detector,
         "endpoints": bound,

@@ -49,6 +49,10 @@ class _OffsetWatch:
 
     deltas: collections.deque[int]
     unmatched: int = 0
+    #: the input's recent ``(train id, arrival time)`` (after the configured offset)
+    tids: collections.deque[tuple[int, float]] = field(
+        default_factory=lambda: collections.deque(maxlen=64)
+    )
 
 
 class TrainMatcher:
@@ -120,6 +124,9 @@ class TrainMatcher:
         self._watch = {
             n: _OffsetWatch(collections.deque(maxlen=int(offset_after))) for n in names[1:]
         }
+        #: arrival times of the reference input's recent train ids (to pin an offset down)
+        self._ref_times: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._ref_keep = int(recent)
 
     # -- feeding ----------------------------------------------------------------------------
     def add(self, name: str, train: Train, now: float) -> list[Train]:
@@ -131,7 +138,7 @@ class TrainMatcher:
         """
         c = self.counts[name]
         c["received"] += 1
-        self._observe_offset(name, train.train_id)
+        self._observe_offset(name, train.train_id, now)
         tid = train.train_id - self.offsets[name]
         train.train_id = tid
         self._latest[name] = tid
@@ -247,30 +254,63 @@ class TrainMatcher:
         train.missing = tuple(missing) + tuple(lost)
         return train
 
-    def _observe_offset(self, name: str, raw_tid: int) -> None:
-        """Detect a constant difference to the reference input while nothing matches."""
-        watch = self._watch.get(name)
-        ref = self._latest[self.inputs[0]]
-        if watch is None or ref is None:
+    def _observe_offset(self, name: str, raw_tid: int, now: float) -> None:
+        """Detect a constant difference to the reference input while nothing matches.
+
+        The rough difference (to the reference's latest train id, which jitters by a train or
+        two) must be stable; the exact offset is the candidate near it that pairs this input's
+        recent trains with the reference's trains that arrived at the same time (train ids
+        alone cannot tell: consecutive ids overlap under any shift).
+        """
+        ref_name = self.inputs[0]
+        if name == ref_name:
+            self._ref_times[raw_tid - self.offsets[name]] = now
+            while len(self._ref_times) > self._ref_keep:
+                self._ref_times.popitem(last=False)
             return
-        watch.deltas.append(raw_tid - self.offsets[name] - ref)
+        watch = self._watch[name]
+        ref = self._latest[ref_name]
+        if ref is None:
+            return
+        tid = raw_tid - self.offsets[name]
+        watch.deltas.append(tid - ref)
+        watch.tids.append((tid, now))
         watch.unmatched += 1
-        full = len(watch.deltas) == watch.deltas.maxlen
-        if not full or watch.unmatched < watch.deltas.maxlen:
+        if len(watch.deltas) < watch.deltas.maxlen or watch.unmatched < watch.deltas.maxlen:
             return
         deltas = sorted(watch.deltas)
         median = deltas[len(deltas) // 2]
-        if abs(median) <= 2 or deltas[-1] - deltas[0] > 2 or median == self.detected[name]:
+        if deltas[-1] - deltas[0] > 4:
             return
-        self.detected[name] = median
+        best = self._closest_in_time(watch, range(median - 3, median + 4))
+        if best is None or best == 0 or best == self.detected[name]:
+            return
+        self.detected[name] = best
         if self.correct_offsets:
-            self.offsets[name] += median
+            self.offsets[name] += best
             self.detected[name] = 0
             watch.deltas.clear()
-            log.warning("input %s: train ids %+d from the reference; corrected", name, median)
+            watch.tids.clear()
+            log.warning("input %s: train ids %+d from the reference; corrected", name, best)
         else:
             log.warning(
                 "input %s: train ids %+d from the reference (set offsets or correct_offsets)",
                 name,
-                median,
+                best,
             )
+
+    def _closest_in_time(self, watch: _OffsetWatch, candidates: range) -> int | None:
+        """The offset whose pairs of trains arrived closest in time (median gap), or None."""
+        best: tuple[float, int] | None = None
+        for c in candidates:
+            gaps = sorted(
+                abs(t - self._ref_times[tid - c])
+                for tid, t in watch.tids
+                if tid - c in self._ref_times
+            )
+            if len(gaps) < len(watch.tids) // 2:
+                continue
+            key = (gaps[len(gaps) // 2], c)
+            if best is None or key < best:
+                best = key
+        return None if best is None else best[1]

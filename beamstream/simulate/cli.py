@@ -139,6 +139,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--offset", type=int, default=0, help="train-id offset of the XGM/delay endpoint"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
+    from beamstream.streamer.curve import add_server_arguments
+
+    add_server_arguments(p)
     p.set_defaults(func=handler)
     return p
 
@@ -193,6 +196,7 @@ def megapixel_handler(args: argparse.Namespace) -> int:
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
     from beamstream.simulate.serve import simulate
+    from beamstream.streamer.curve import server_from_args
 
     if args.detector in MEGAPIXEL:
         return megapixel_handler(args)
@@ -234,6 +238,7 @@ def handler(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             first_train_id=args.first_train_id,
             ready=ready,
+            curve=server_from_args(args),
             **options,
         )
     except (OSError, ValueError) as e:

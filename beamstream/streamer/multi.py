@@ -151,7 +151,7 @@ class MatchedSource:
             correct_offsets=correct_offsets,
         )
         self.receivers = [
-            Receiver(i.endpoint, i.socket, queue=queue, policy="block", start=start)
+            Receiver(i.endpoint, i.socket, queue=queue, start=start)  # SUB: drop_oldest
             for i in self.inputs
         ]
         self._ready: deque[Train] = deque()

@@ -86,6 +86,9 @@ class DashboardApp:
         Largest side of a displayed image (larger images are block-averaged).
     history
         Per-train records kept for the scalar plots.
+    reset_allowed
+        False for a session opened without the run's control token: its reset button is
+        disabled, and a click sent anyway is refused and reported to ``on_refused``.
     """
 
     def __init__(
@@ -98,8 +101,12 @@ class DashboardApp:
         mask: np.ndarray | None = None,
         max_image: int = 512,
         history: int = 2000,
+        reset_allowed: bool = True,
+        on_refused: Callable[[], None] | None = None,
     ):
         self.hub = hub
+        self.reset_allowed = reset_allowed
+        self.on_refused = on_refused
         self.update_hz = min(max(float(update_hz), 0.2), 10.0)
         self.on_reset = on_reset
         self.title = title
@@ -133,10 +140,10 @@ class DashboardApp:
     # -- layout -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.reset_button = Button(
-            label="reset accumulation",
+            label="reset accumulation" if self.reset_allowed else "reset: needs the run's URL",
             button_type="warning",
             width=170,
-            disabled=self.on_reset is None,
+            disabled=self.on_reset is None or not self.reset_allowed,
             name="reset",
         )
         self.reset_button.on_click(self._reset)
@@ -208,6 +215,11 @@ class DashboardApp:
 
     # -- controls -----------------------------------------------------------------------------
     def _reset(self) -> None:
+        if not self.reset_allowed:
+            log.warning("dashboard: reset refused (a session without the run's control token)")
+            if self.on_refused is not None:
+                self.on_refused()
+            return
         if self.on_reset is not None:
             self.resets += 1
             self.on_reset()

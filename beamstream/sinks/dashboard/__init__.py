@@ -5,12 +5,15 @@ panels are chosen from the dims of the results present; ``beamstream report RESU
 the same panels as one standalone HTML file. See ``docs/dashboard.md``.
 """
 
-from beamstream.sinks.dashboard.sink import (
-    DEFAULT_PORT,
-    DashboardSink,
-    connect_reset,
-    dashboard_sinks,
-    load_mask,
-)
+from typing import Any
 
 __all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+
+
+def __getattr__(name: str) -> Any:
+    """Bokeh is imported when the dashboard is used, not when the command line is built."""
+    if name in __all__:
+        from beamstream.sinks.dashboard import sink
+
+        return getattr(sink, name)
+    raise AttributeError(name)

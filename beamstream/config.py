@@ -480,6 +480,8 @@ def source_geometry(config: PipelineConfig) -> Any:
     from beamstream.geometry import build_geometry
 
     return build_geometry(_beside(config.source.geometry, config.path), "source.geometry")
+
+
 def _numeric_dtype(name: str) -> bool:
     import numpy as np
 

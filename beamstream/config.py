@@ -410,7 +410,10 @@ class _Checker:
             if obj.geometry is not None:
                 from beamstream.geometry import build_geometry
 
-                build_geometry(_beside(obj.geometry, self.path), f"{name}.geometry")
+                try:
+                    build_geometry(_beside(obj.geometry, self.path), f"{name}.geometry")
+                except ImportError:  # extra-geom not installed: checked where it is used
+                    pass
             if obj.modules is not None:
                 parse_modules(obj.modules, f"{name}.modules")
                 if not has_module_field(obj.detector):

@@ -55,7 +55,7 @@ def use_config(text: str, path: str = "<string>") -> None:
 
         try:
             geometry = source_geometry(parse_config(text, path or "<string>"))
-        except (ConfigError, ValueError) as e:  # the display falls back to stacked modules
+        except (ConfigError, ValueError, ImportError) as e:  # stacked modules instead
             log.warning("no assembled images: %s", e)
     use_geometry(geometry)
 

@@ -137,12 +137,16 @@ class Accumulation:
             view = self.pipeline.process(train, self.states)
         except Rejected as r:
             self.counters.reject(r.reason)
+            if r.detail:  # e.g. the shape found and the shape expected
+                self._errlog.warning(r.reason, "train %d rejected: %s", tid, r)
             return False
         except Exception as e:  # one bad train must not stop the run
             kind = type(e).__name__
             self.counters.error(kind)
             self._errlog.error(kind, "train %d skipped: %s: %s", tid, kind, e)
             return False
+        for reason in view.products.get("excluded", ()):
+            self.counters.reject(f"excluded {reason}")  # part of an accepted train left out
         latency = time.monotonic() - train.received_at if train.received_at else None
         self.counters.accept(tid, int(view.records.get("accepted_frames", 0)), latency)
         if self.max_records:

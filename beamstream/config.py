@@ -32,6 +32,7 @@ __all__ = [
     "fingerprint_diff",
     "text_fingerprint",
     "parse_config",
+    "source_geometry",
     "CURRENT_VERSION",
 ]
 
@@ -65,6 +66,14 @@ class SourceConfig:
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
+    #: module numbers of a detector with one source per module (``detector`` holds
+    #: ``{module}``): "0-15", "0-3,8", or a list of integers
+    modules: str | list | None = None
+    #: index kept along a ``gain`` axis of the layout (e.g. 0: the data plane of raw AGIPD)
+    gain: int | None = None
+    #: extra-geom geometry of a multi-module detector (detector, file | quad_positions | ...);
+    #: used for assembled display images, and by q-phi as ``extra_geom = "source"``
+    geometry: dict | None = None
     max_frame_bytes: int = 1 << 30  # larger frames are refused by ZeroMQ before receipt
     curve_server_key: str | None = None  # CURVE: the source's public key file (`beamstream keys`)
     curve_client_key: str | None = None  # CURVE: this client's secret key file
@@ -178,7 +187,15 @@ class PipelineConfig:
 
 
 #: ``[source]`` keys that decide what the accumulated states mean
-_FINGERPRINT_SOURCE_KEYS = ("detector", "key", "layout", "frame_shape")
+_FINGERPRINT_SOURCE_KEYS = (
+    "detector",
+    "key",
+    "layout",
+    "frame_shape",
+    "modules",
+    "gain",
+    "geometry",
+)
 
 
 def _plain(obj: Any) -> Any:
@@ -270,7 +287,8 @@ class _Checker:
         """The ``[source]`` table: keys a plug-in source does not share go to ``options``."""
         if not isinstance(raw, dict):
             raise self.fail("source", "a table", raw)
-        typ = raw.get("type", "karabo_bridge")
+        # several inputs matched by train id: the matched Karabo Bridge source
+        typ = raw.get("type", "karabo_matched" if "inputs" in raw else "karabo_bridge")
         if not isinstance(typ, str) or not typ:
             raise self.fail("source.type", "a source type name or package.module:Class", typ)
         if typ == "karabo_bridge":
@@ -280,7 +298,7 @@ class _Checker:
         known = {f.name for f in fields(SourceConfig)} - {"options"}
         options = {k: v for k, v in raw.items() if k not in known}
         cfg = self.table("source", {k: v for k, v in raw.items() if k in known}, SourceConfig)
-        return replace(cfg, options=MappingProxyType(options))
+        return replace(cfg, type=typ, options=MappingProxyType(options))
 
     def migrate(self, raw: dict[str, Any]) -> dict[str, Any]:
         version = raw.get("version")
@@ -366,6 +384,7 @@ class _Checker:
                 )
             if obj.queue < 1:
                 raise self.fail(f"{name}.queue", "a positive integer", obj.queue)
+            self.check_multi(name, obj)
             if obj.dtype is not None and not _numeric_dtype(obj.dtype):
                 raise self.fail(f"{name}.dtype", "a numeric dtype such as 'uint16'", obj.dtype)
         if isinstance(obj, ScanConfig):
@@ -382,6 +401,28 @@ class _Checker:
                 raise self.fail(f"{name}.stepsize", "a positive number", obj.stepsize)
         if isinstance(obj, RunConfig) and obj.interval <= 0:
             raise self.fail(f"{name}.interval", "a positive number of seconds", obj.interval)
+
+    def check_multi(self, name: str, obj: SourceConfig) -> None:
+        """Module and geometry parameters, checked by the code that uses them."""
+        from beamstream.streamer.modules import has_module_field, parse_modules
+
+        try:
+            if obj.geometry is not None:
+                from beamstream.geometry import build_geometry
+
+                try:
+                    build_geometry(_beside(obj.geometry, self.path), f"{name}.geometry")
+                except ImportError:  # extra-geom not installed: checked where it is used
+                    pass
+            if obj.modules is not None:
+                parse_modules(obj.modules, f"{name}.modules")
+                if not has_module_field(obj.detector):
+                    raise ValueError(
+                        f"{name}.detector: expected a source name with {{module}} (modules "
+                        f"are set), got {obj.detector!r}"
+                    )
+        except ValueError as e:
+            raise ConfigError(f"{self.path}: {e}") from None
 
     def choice(self, where: str, v: str, choices: tuple[str, ...]) -> None:
         if v not in choices:
@@ -422,6 +463,26 @@ class _Checker:
             params = {k: v for k, v in table.items() if k != "type"}
             out.append(SinkConfig(table["type"], MappingProxyType(params), i))
         return out
+
+
+def _beside(table: Mapping[str, Any], config_path: str) -> dict[str, Any]:
+    """A geometry table whose relative ``file`` is taken relative to the config file."""
+    out = dict(table)
+    f = out.get("file")
+    if isinstance(f, str) and not Path(f).is_absolute() and not config_path.startswith("<"):
+        beside = Path(config_path).parent / f
+        if beside.exists() and not Path(f).exists():
+            out["file"] = str(beside)
+    return out
+
+
+def source_geometry(config: PipelineConfig) -> Any:
+    """The extra-geom geometry of ``[source] geometry`` (None when not set)."""
+    if config.source.geometry is None:
+        return None
+    from beamstream.geometry import build_geometry
+
+    return build_geometry(_beside(config.source.geometry, config.path), "source.geometry")
 
 
 def _numeric_dtype(name: str) -> bool:

@@ -185,15 +185,24 @@ def reprocess(
     trains: str | None = None,
     retries: int = 2,
     chunk_fn: ChunkFn = process_chunk,
+    split_modules: int = 0,
     **reader_options: Any,
 ) -> dict[str, Any]:
     """Reprocess the archived run at ``path`` with ``config``; returns the final status.
 
     See the module docstring; ``format``, ``trains`` and ``reader_options`` select what is read
-    (`beamstream.replay.open_reader`).
+    (`beamstream.replay.open_reader`). ``split_modules`` K > 0 also splits a per-module detector
+    into K module groups (`beamstream.cluster.module_reprocess.ModuleChunkExecutor`).
     """
     chunks = plan_chunks(path, trains_per_chunk, format, trains, **reader_options)
-    executor = DaskChunkExecutor(chunks, backend, retries=retries, chunk_fn=chunk_fn)
+    if split_modules:  # one task per (module group, chunk), merged over the module axis
+        from beamstream.cluster.module_reprocess import ModuleChunkExecutor
+
+        executor: DaskChunkExecutor = ModuleChunkExecutor(
+            chunks, split_modules, backend, retries=retries
+        )
+    else:
+        executor = DaskChunkExecutor(chunks, backend, retries=retries, chunk_fn=chunk_fn)
     # every selected train: the live limits of [run] (trains, duration) do not apply
     config = replace(config, run=replace(config.run, trains=None, duration=None))
     runner = Runner(config, executor, sinks, hub=hub, status_out=status_out)

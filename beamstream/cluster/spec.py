@@ -8,6 +8,7 @@ overridden ``[source]`` / ``[run]`` values, and parse the config themselves.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,13 +34,13 @@ class PipelineSpec:
     path
         The config file's absolute path (``<string>`` when there is none).
     source, run
-        ``[source]`` and ``[run]`` values as ``(key, value)`` pairs (overrides included).
+        ``[source]`` and ``[run]`` values as ``(key, JSON text)`` pairs (overrides included).
     """
 
     text: str
     path: str
-    source: tuple[tuple[str, Any], ...] = ()
-    run: tuple[tuple[str, Any], ...] = ()
+    source: tuple[tuple[str, str], ...] = ()
+    run: tuple[tuple[str, str], ...] = ()
     fingerprint: str = field(default="", compare=False)
 
     @classmethod
@@ -51,24 +52,30 @@ class PipelineSpec:
         return cls(
             config.text,
             path,
-            tuple(
-                (f.name, getattr(config.source, f.name))
-                for f in fields(config.source)
-                if f.name != "options"  # from the text: never overridden
+            _hashable(
+                {f.name: getattr(config.source, f.name) for f in fields(config.source)}
+                | {"options": None}  # from the text: never overridden
             ),
-            tuple(asdict(config.run).items()),
+            _hashable(asdict(config.run)),
             config.fingerprint,
         )
 
     def config(self) -> PipelineConfig:
         """Parse the config again (in a worker) with the same overrides."""
         cfg = parse_config(self.text, self.path)
-        cfg = cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        source = {k: json.loads(v) for k, v in self.source if k != "options"}
+        run = {k: json.loads(v) for k, v in self.run}
+        cfg = cfg.with_source(**source).with_run(**run)
         if cfg.source.type == "dectris":  # a from-stream geometry: from the driver's relay
             from beamstream.dectris.cluster import worker_config
 
             cfg = worker_config(cfg)
         return cfg
+
+
+def _hashable(values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``(key, JSON text)`` pairs: hashable even for list and table values (inputs, modules)."""
+    return tuple((k, json.dumps(v, sort_keys=True)) for k, v in values.items())
 
 
 _POOL: dict[PipelineSpec, list[Pipeline]] = {}

@@ -93,6 +93,20 @@ def _int_block(frames, idx, nper, sums, per_train_mean, acc, lo, n):
             acc[p] = 0
         j = 0
         if four:
+            while j + 8 <= m:  # eight frames per pass over acc (exact: partial sums fit acc)
+                f0 = frames[idx[s, j], lo:hi]
+                f1 = frames[idx[s, j + 1], lo:hi]
+                f2 = frames[idx[s, j + 2], lo:hi]
+                f3 = frames[idx[s, j + 3], lo:hi]
+                f4 = frames[idx[s, j + 4], lo:hi]
+                f5 = frames[idx[s, j + 5], lo:hi]
+                f6 = frames[idx[s, j + 6], lo:hi]
+                f7 = frames[idx[s, j + 7], lo:hi]
+                for p in range(n):
+                    acc[p] += (
+                        (np.int64(f0[p]) + np.int64(f1[p])) + (np.int64(f2[p]) + np.int64(f3[p]))
+                    ) + ((np.int64(f4[p]) + np.int64(f5[p])) + (np.int64(f6[p]) + np.int64(f7[p])))
+                j += 8
             while j + 4 <= m:
                 f0 = frames[idx[s, j], lo:hi]
                 f1 = frames[idx[s, j + 1], lo:hi]

@@ -100,11 +100,16 @@ class Context:
 
 
 class Rejected(Exception):
-    """Raised (or returned as reason) when a transform rejects a train; `reason` is counted."""
+    """Raised (or returned as reason) when a transform rejects a train; `reason` is counted.
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
+    ``detail`` says more for the log (e.g. the shape found and the shape expected) without
+    multiplying the counted reasons.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -179,11 +179,12 @@ class ScanBinner(Accumulator[BinnedState]):
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         return True
 
-    def update(self, state: BinnedState, view: TrainView) -> None:
-        """Add the accepted frames of one train to the sums of its scan bin."""
+    def prepare(self, state: BinnedState, view: TrainView) -> tuple | None:
+        """Checks and state fields for one train: ``(row, slot, flat frames, is_float)``, or
+        None when the train adds nothing (no frames, or no accepted frame)."""
         frames = view.frames
         if frames is None or frames.shape[0] == 0:
-            return
+            return None
         if view.scan_key is None:
             raise ValueError(f"{self.name}: train {view.train_id} has no scan key")
         nf = frames.shape[0]
@@ -191,7 +192,7 @@ class ScanBinner(Accumulator[BinnedState]):
         nslot = len(self.slots)
         top = int(slot.max())
         if top < 0:  # no accepted frame: the train adds nothing, not even its bin
-            return
+            return None
         if top >= nslot:
             raise FrameMismatch(f"slot index {top} for {nslot} slots")
         is_float = self._fields(state, frames)
@@ -199,10 +200,18 @@ class ScanBinner(Accumulator[BinnedState]):
         flat = frames.reshape(nf, -1)
         if frames.dtype.kind == "b":
             flat = flat.view(np.uint8)
-        all_sums = state["sum"]
-        if not all_sums.flags.c_contiguous:  # pragma: no cover - BinnedState arrays are C order
+        if not state["sum"].flags.c_contiguous:  # pragma: no cover - BinnedState arrays are C
             raise RuntimeError("the sums are not C-contiguous")
-        sums = all_sums[row].reshape(nslot, -1)
+        return row, slot, flat, is_float
+
+    def update(self, state: BinnedState, view: TrainView) -> None:
+        """Add the accepted frames of one train to the sums of its scan bin."""
+        prepared = self.prepare(state, view)
+        if prepared is None:
+            return
+        row, slot, flat, is_float = prepared
+        nslot = len(self.slots)
+        sums = state["sum"][row].reshape(nslot, -1)
         counts = state["count"][row]
         per_train_mean = self.mode == "dssc_process"
         parallel = self._parallel(flat)
@@ -211,6 +220,7 @@ class ScanBinner(Accumulator[BinnedState]):
             add = kernels.add_float if parallel else kernels.add_float_serial
             add(flat, slot, sums, counts, pixel_counts, per_train_mean)
         else:
+            nf = flat.shape[0]
             proto = self._protos.get((flat.dtype, nf <= 65536))
             if proto is None:
                 proto = np.empty(0, kernels.scratch_dtype(flat.dtype, nf))

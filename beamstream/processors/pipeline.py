@@ -23,10 +23,13 @@ from beamstream.processors.base import (
     TrainView,
     Transform,
 )
+from beamstream.processors.fused import plan_steps
 from beamstream.processors.layout import FrameLayout
+from beamstream.processors.modules import ModuleLayout
 from beamstream.processors.params import ParamError
 from beamstream.processors.presentation import present
 from beamstream.processors.registry import RegistryError, resolve
+from beamstream.streamer.modules import parse_modules
 from beamstream.streamer.train import Train
 
 __all__ = ["Pipeline", "States"]
@@ -54,14 +57,24 @@ class Pipeline:
         built = self._build()
         self.transforms = built.transforms
         self.accumulators = built.accumulators
+        #: the accumulator updates, with pairs that read the same frames fused into one pass
+        self.steps = plan_steps(self.accumulators)
 
     # -- construction -------------------------------------------------------------------------
     def _build(self) -> _Built:
         cfg = self.config
         transforms: list[Transform] = []
-        if cfg.source.detector:
-            src = cfg.source
-            transforms.append(FrameLayout(src.detector, src.key, src.layout, src.frame_shape))
+        src = cfg.source
+        if src.detector and src.modules is not None:
+            modules = parse_modules(src.modules)
+            layout = ModuleLayout(
+                src.detector, modules, src.key, src.layout, src.frame_shape, src.gain
+            )
+            transforms.append(layout)
+        elif src.detector:
+            transforms.append(
+                FrameLayout(src.detector, src.key, src.layout, src.frame_shape, src.gain)
+            )
         if cfg.scan is not None:
             transforms.append(self._scan_transform())
         accumulators: list[Accumulator] = []
@@ -143,6 +156,7 @@ class Pipeline:
             raise ConfigError(f"{path}: {where}.type: {e}") from None
         params = resolve_paths(params, self.config_dir)
         accepted = _accepted_kwargs(cls)
+        params = self._with_source_geometry(params, where)
         unknown = [k for k in params if accepted is not None and k not in accepted]
         if unknown:
             known = sorted(accepted - {"self", "name"}) if accepted else []
@@ -158,6 +172,27 @@ class Pipeline:
             raise ConfigError(f"{path}: {where}: {e}") from None
         proc.name = name
         return proc
+
+    def _with_source_geometry(self, params: dict[str, Any], where: str) -> dict[str, Any]:
+        """``geometry.extra_geom = "source"``: the ``[source] geometry`` table, restricted to
+        the modules this pipeline takes."""
+        geometry = params.get("geometry")
+        if not (isinstance(geometry, dict) and geometry.get("extra_geom") == "source"):
+            return params
+        src = self.config.source
+        if src.geometry is None:
+            raise ConfigError(
+                f"{self.config.path}: {where}.geometry.extra_geom: expected a [source] geometry "
+                'for "source", got none'
+            )
+        from beamstream.config import _beside
+
+        table = _beside(src.geometry, self.config.path)
+        geometry = {**geometry, "extra_geom": table}
+        if src.modules is not None:  # only the modules this pipeline takes
+            first = 1 if table.get("detector") == "JUNGFRAU" else 0
+            geometry["extra_geom_modules"] = [m - first for m in parse_modules(src.modules)]
+        return {**params, "geometry": geometry}
 
     def _resolve(self, type_name: str) -> type[Processor]:
         """The class of ``type_name``; a module beside the config file is importable."""
@@ -187,8 +222,8 @@ class Pipeline:
         view.records.setdefault("scan_value", view.scan_value)
         view.records.setdefault("frames", view.n_frames)
         view.records.setdefault("accepted_frames", int(len(view.accepted())))
-        for acc in self.accumulators:
-            acc.update(states[acc.name], view)
+        for step in self.steps:
+            step.update(states, view)
         return view
 
     def merge(self, a: States, b: States) -> States:

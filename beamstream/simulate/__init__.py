@@ -3,6 +3,8 @@
 * `SaxsSimulator`: 1 Mpix flat detector, powder rings at known q (pyFAI geometry), optional raster
   scan over an anisotropic sample;
 * `DsscSimulator`: one DSSC module in a pump-probe delay scan, with frame pattern and XGM;
+* `MegapixelSimulator`: DSSC 1M, AGIPD 1M or JUNGFRAU 4M, one source per module, served from
+  one or several endpoints by `simulate_split`;
 * `RixsSimulator`: hRIXS camera with single photons along a curved, energy-dispersed line.
 
 Every train is a function of ``(seed, train_id)`` only; ``.truth`` and ``.train_truth(train_id)``
@@ -32,6 +34,12 @@ _EXPORTS = {
     "DsscTruth": "dssc",
     "PumpProbeSignal": "dssc",
     "xgm_frame_indices": "dssc",
+    "MegapixelSimulator": "megapixel",
+    "MegapixelTruth": "megapixel",
+    "DETECTOR_SPECS": "megapixel",
+    "Delivery": "split",
+    "plan_endpoints": "split",
+    "simulate_split": "split",
     "RixsSimulator": "rixs",
     "RixsTruth": "rixs",
     "EmissionLine": "rixs",

@@ -10,7 +10,9 @@ __all__ = ["register", "main", "parse_scan", "DETECTORS"]
 
 #: the detectors of `beamstream.simulate.serve.SIMULATORS` (listed here so that
 #: ``beamstream --help`` need not import numba)
-DETECTORS = ("saxs", "dssc", "rixs", "eiger")
+DETECTORS = ("saxs", "dssc", "rixs", "eiger", "dssc1m", "agipd1m", "jungfrau4m")
+#: the multi-module detectors (one source per module, `MegapixelSimulator`)
+MEGAPIXEL = ("dssc1m", "agipd1m", "jungfrau4m")
 
 
 def parse_scan(text: str) -> tuple[int, int]:
@@ -137,6 +139,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     eiger.add_argument(
         "--series", type=int, default=1, help="series to send, each of --trains images (default 1)"
     )
+    mp = p.add_argument_group(
+        "multi-module detectors (dssc1m, agipd1m, jungfrau4m): one source per module"
+    )
+    mp.add_argument("--modules", type=int, help="number of modules (default: all: 16, 16, 8)")
+    mp.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        metavar="K",
+        help="send the modules from K endpoints (tcp ports counting up from --endpoint, ipc "
+        "paths suffixed -0, -1, ...) and XGM + delay from one more; 0: one endpoint (default)",
+    )
+    mp.add_argument("--jitter-ms", type=float, default=0.0, help="random delay per part [ms]")
+    mp.add_argument(
+        "--out-of-order", type=float, default=0.0, metavar="P", help="probability of a swap"
+    )
+    mp.add_argument(
+        "--missing", default="", metavar="LIST", help="module numbers never sent, e.g. 3,7"
+    )
+    mp.add_argument(
+        "--missing-rate", type=float, default=0.0, metavar="P", help="per module and train"
+    )
+    mp.add_argument(
+        "--offset", type=int, default=0, help="train-id offset of the XGM/delay endpoint"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     from beamstream.streamer.curve import add_server_arguments
 
@@ -145,12 +172,62 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def megapixel_handler(args: argparse.Namespace) -> int:
+    """Serve a multi-module detector (possibly from several endpoints)."""
+    from beamstream.simulate.megapixel import MegapixelSimulator
+    from beamstream.simulate.split import Delivery, plan_endpoints, simulate_split
+
+    try:
+        missing = tuple(int(m) for m in args.missing.split(",") if m.strip())
+        sim = MegapixelSimulator(
+            args.detector,
+            args.seed,
+            args.frames or 16,
+            args.first_train_id,
+            modules=args.modules,
+        )
+        plan = plan_endpoints(args.endpoint, sim, args.split)
+        delivery = Delivery(
+            args.jitter_ms, args.out_of_order, missing, args.missing_rate, args.offset
+        )
+    except ValueError as e:
+        print(f"beamstream simulate: {e}", file=sys.stderr)
+        return 2
+
+    def ready(endpoints: list[str]) -> None:
+        if not args.quiet:
+            for ep, (_, sources) in zip(endpoints, plan, strict=True):
+                print(f"{ep} ({args.socket}): {', '.join(sources)}", file=sys.stderr)
+
+    try:
+        s = simulate_split(
+            sim,
+            plan,
+            socket=args.socket,
+            rate=args.rate,
+            trains=args.trains,
+            delivery=delivery,
+            ready=ready,
+        )
+    except OSError as e:
+        print(f"beamstream simulate: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"{s['detector']}: sent {sum(s['sent'])} parts from {len(s['endpoints'])} endpoints in "
+        f"{s['elapsed']:.1f} s" + (", interrupted" if s["interrupted"] else "")
+    )
+    return 0
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
     if args.detector == "eiger":
         return _eiger(args)
     from beamstream.simulate.serve import simulate
     from beamstream.streamer.curve import server_from_args
+
+    if args.detector in MEGAPIXEL:
+        return megapixel_handler(args)
 
     options: dict[str, Any] = {}
     if args.scan is not None:

@@ -297,14 +297,21 @@ class DsscSimulator(SimulatedDetector):
             65535.0,
             NORMAL_TABLE,
         )
-        intensity = np.full(XGM_LENGTH, self.xgm_fill, np.float32)
-        intensity[: self._nfel] = t["xgm"][:XGM_LENGTH]
         data = {
             self.source: {
                 self.image_key: frames.reshape(self.frames, *MODULE_SHAPE),
                 "image.trainId": np.full(self.frames, train_id, dtype=np.uint64),
                 **self._frame_info,
             },
+        }
+        data.update(self._train_slow(train_id, t)[0])
+        return data, {self.source: {self.image_key: ("frame", "ss", "fs")}}
+
+    def _train_slow(self, train_id: int, t: dict[str, Any]) -> tuple[dict, dict]:
+        """The XGM and delay sources of one train (``t``: its `train_truth`)."""
+        intensity = np.full(XGM_LENGTH, self.xgm_fill, np.float32)
+        intensity[: self._nfel] = t["xgm"][:XGM_LENGTH]
+        data = {
             self.xgm_source: {self.xgm_key: intensity},
             self.xgm_slow_source: {
                 "pulseEnergy.numberOfBunchesActual": float(self._nfel),
@@ -315,4 +322,4 @@ class DsscSimulator(SimulatedDetector):
                 "targetPosition": t["delay"],
             },
         }
-        return data, {self.source: {self.image_key: ("frame", "ss", "fs")}}
+        return data, {}

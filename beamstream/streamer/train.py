@@ -51,6 +51,9 @@ class Train:
     nbytes: int = field(default=0, compare=False)
     #: ``time.monotonic()`` when the receiver got the message (0.0 when not received)
     received_at: float = field(default=0.0, compare=False, repr=False)
+    #: inputs and sources that did not deliver this train (a train matched from several inputs
+    #: and accepted incomplete); their data is absent, never zero-filled
+    missing: tuple[str, ...] = field(default=(), compare=False)
 
     def get(self, source: str, key: str, default: Any = _MISSING) -> Any:
         """Look up ``data[source][key]``, accepting the file spelling ``key.value`` too.
@@ -86,7 +89,9 @@ class Train:
         }
         meta = {src: dict(m) for src, m in self.meta.items()}
         dims = {src: dict(d) for src, d in self.dims.items()}
-        return Train(self.train_id, self.timestamp, data, meta, dims, [], self.nbytes)
+        out = Train(self.train_id, self.timestamp, data, meta, dims, [], self.nbytes)
+        out.missing = self.missing
+        return out
 
     def array_keys(self) -> list[tuple[str, str]]:
         """``(source, key)`` of every array in the train."""

@@ -33,6 +33,16 @@ def describe_pipeline(config: PipelineConfig) -> str:
             f"source      {src.socket} {src.endpoint} (protocol {src.protocol}, queue {src.queue}, "
             f"policy {src.policy})"
         )
+    elif src.type == "karabo_matched":  # several inputs matched by train id
+        from beamstream.streamer.multi import MatchedSource
+
+        inputs, m = MatchedSource.parameters(src)
+        lines.append(
+            f"source      {len(inputs)} inputs matched by train id (deadline "
+            f"{m['deadline_ms']:g} ms, max pending {m['max_pending']}, incomplete "
+            f"{m['incomplete']})"
+        )
+        lines += [f"  input     {i.name}: {i.socket} {i.endpoint}" for i in inputs]
     else:
         lines.append(f"source      {src.type} {dict(src.options)}")
     if src.detector:

@@ -1,12 +1,14 @@
 """`beamstream demo`: simulators -> pipelines -> live dashboards + HDF5 results, in one command.
 
-Four simulated detectors (a DSSC module in a pump-probe delay scan, a 1 Mpix SAXS detector, an
-hRIXS camera, a DECTRIS Eiger in a map scan) stream over ZeroMQ from background processes; one
-pipeline per detector (the example configs `config/dssc_pump_probe.toml`,
+Five simulated detectors (a DSSC module in a pump-probe delay scan, a whole DSSC 1M sent as one
+source per module from five endpoints, a 1 Mpix SAXS detector, an hRIXS camera, a DECTRIS Eiger
+in a map scan) stream over ZeroMQ from background processes; one pipeline per detector (the
+example configs `config/dssc_pump_probe.toml`, `config/dssc1m_pump_probe.toml`,
 `config/saxs_qphi.toml`, `config/rixs_centroid.toml`, `config/eiger_map.toml`: frame selection +
-scan binning, q-phi integration, photon centroiding, the LiX map-scan workflow on a DECTRIS
-stream with the geometry from the stream) receives, processes and publishes to an HDF5 results
-file and a Bokeh dashboard.
+scan binning, matching by train id and module assembly, q-phi integration, photon centroiding,
+the LiX map-scan workflow on a DECTRIS stream with the geometry from the stream) receives,
+processes and publishes to an HDF5 results file and a Bokeh dashboard (the DSSC 1M drawn
+assembled by its extra-geom geometry).
 Everything started is stopped at the end (Ctrl-C, SIGTERM or ``--duration``).
 """
 
@@ -46,16 +48,27 @@ class DemoPipeline:
     rate: float
     sim_args: tuple[str, ...] = ()
     socket: str = "REP"  # the simulator's; the pipeline uses the matching client socket
+    #: module endpoints of a multi-module simulator (plus one for XGM and delay); 0: one
+    split: int = 0
 
 
-#: the demo's pipelines: (DSSC pump-probe, SAXS q-phi, RIXS centroiding, Eiger map scan)
+#: the demo's pipelines: (DSSC pump-probe, DSSC 1M from five endpoints, assembled on the
+#: dashboard, SAXS q-phi, RIXS centroiding, Eiger map scan)
 DEMO_PIPELINES = (
     DemoPipeline("dssc", "dssc", "dssc_pump_probe.toml", 10.0, ("--frames", "40")),
+    DemoPipeline(
+        "dssc1m",
+        "dssc1m",
+        "dssc1m_pump_probe.toml",
+        2.0,
+        ("--frames", "8", "--split", "4"),
+        split=4,
+    ),
     DemoPipeline("saxs", "saxs", "saxs_qphi.toml", 5.0),
     DemoPipeline("rixs", "rixs", "rixs_centroid.toml", 5.0, ("--photons", "1000")),
     # a DECTRIS Stream V2 (bslz4) map scan, repeated as new series; geometry from the stream
     DemoPipeline(
-        "eiger", "eiger", "eiger_map.toml", 5.0, ("--scan", "10x12", "--series", "0"), "PUSH"
+        "eiger", "eiger", "eiger_map.toml", 5.0, ("--scan", "10x12", "--series", "0"), socket="PUSH"
     ),  # fmt: skip
 )
 _CLIENT_SOCKET = {"REP": "REQ", "PUSH": "PULL", "PUB": "SUB"}
@@ -102,7 +115,17 @@ def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     if not path.exists():
         raise FileNotFoundError(f"{path}: example config missing from this installation")
     socket = _CLIENT_SOCKET[spec.socket]
-    return load_config(path).with_source(endpoint=endpoint, socket=socket, timeout=None)
+    config = load_config(path).with_source(endpoint=endpoint, socket=socket, timeout=None)
+    if spec.split:  # the simulator's endpoints: <endpoint>-0 ... -<split> (XGM and delay)
+        from beamstream.sources.matched import with_inputs
+
+        names = [i.get("name", "") for i in config.source.options.get("inputs", ())]
+        inputs = [
+            {"endpoint": f"{endpoint}-{i}", "socket": "REQ", "name": name or f"{endpoint}-{i}"}
+            for i, name in enumerate((names + [""] * (spec.split + 1))[: spec.split + 1])
+        ]
+        config = with_inputs(config, inputs)
+    return config
 
 
 def _available(pipelines: tuple[DemoPipeline, ...], out: TextIO) -> list[DemoPipeline]:

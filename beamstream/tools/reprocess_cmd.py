@@ -59,6 +59,8 @@ def _handler(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"format": args.format, "trains": args.trains}
     if args.stack_modules:
         options["stack_modules"] = True
+    if args.split_modules:
+        options["split_modules"] = args.split_modules
     status = run_reprocess(
         config,
         args.path,
@@ -102,6 +104,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format", help="a registered reader: raw, euxfel, lix, tiff (default: detected)"
     )
     p.add_argument("--stack-modules", action="store_true", help="euxfel: stack modules")
+    p.add_argument(
+        "--split-modules",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also split a per-module detector (source.modules) into K module groups, one task "
+        "per group and chunk; states merge over the module axis",
+    )
     p.add_argument(
         "--retries", type=int, default=2, metavar="R", help="retries of a failed chunk (2)"
     )

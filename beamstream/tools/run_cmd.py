@@ -180,7 +180,15 @@ def run_with_diagnosis(
 
 
 def _handler(args: argparse.Namespace) -> int:
-    config = load_config(args.config).with_source(endpoint=args.endpoint, socket=args.socket)
+    config = load_config(args.config)
+    if config.source.type == "karabo_matched" and (args.endpoint or args.socket):
+        print(
+            f"beamstream run: {args.config} has several [source] inputs; --endpoint/--socket "
+            "would apply to none of them: set them in its inputs",
+            file=sys.stderr,
+        )
+        return 2
+    config = config.with_source(endpoint=args.endpoint, socket=args.socket)
     if args.timeout is not None:
         config = config.with_source(timeout=args.timeout)
     status = run_pipeline(

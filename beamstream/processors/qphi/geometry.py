@@ -203,6 +203,12 @@ class DetectorGeometry:
         if "poni" in t:
             path = t.pop("poni")
             return cls.from_poni(path, **t)
+        if "extra_geom" in t:  # a multi-module detector: extra-geom's unassembled pixel centres
+            from beamstream.geometry import build_geometry, pixel_positions
+
+            positions = pixel_positions(build_geometry(t.pop("extra_geom"), "geometry.extra_geom"))
+            select = t.pop("extra_geom_modules", None)  # the modules a pipeline takes
+            t["positions"] = positions if select is None else positions[list(select)]
         if "positions" in t:
             pos = t.pop("positions")
             pos = load_array("geometry.positions", pos)

@@ -268,6 +268,11 @@ class QPhiIntegrator(Accumulator[BinnedState]):
 
     def update(self, state: BinnedState, view: TrainView) -> None:
         """Add the accepted frames of one train into ``state`` (in place)."""
+        self.update_with(state, view, None)
+
+    def update_with(self, state: BinnedState, view: TrainView, sums_1d: tuple | None) -> None:
+        """`update`, with the 1-D scatter sums ``(S, Wc, Cc, V)`` already computed (by a fused
+        pass over the frames, see `beamstream.processors.fused`) when ``sums_1d`` is given."""
         primary = next((d for d in self.detectors if d.source is None), self.detectors[0])
         first = detector_frames(self.name, primary, view, None)
         nframes = first.shape[0]
@@ -296,7 +301,10 @@ class QPhiIntegrator(Accumulator[BinnedState]):
                 tgt["sum_var"] = state["sum_var" + suffix][row].reshape(ns, -1)
             if want_pf:
                 dest = np.where(ok, np.arange(nframes), -1).astype(np.int64)
-                S, Wc, Cc, V = self._accumulate(dim, frames, dest, nframes, True)
+                if dim == 1 and sums_1d is not None:
+                    S, Wc, Cc, V = sums_1d
+                else:
+                    S, Wc, Cc, V = self._accumulate(dim, frames, dest, nframes, True)
                 W, C = Wc + w0, Cc + c0
                 with np.errstate(invalid="ignore", divide="ignore"):
                     inten = np.where(C > 0, S / W, np.nan)
@@ -316,7 +324,10 @@ class QPhiIntegrator(Accumulator[BinnedState]):
                         tgt["sum_var"][s] += V[sel].sum(axis=0)
             else:
                 dest = np.where(ok, slot, -1).astype(np.int64)
-                S, Wc, Cc, V = self._accumulate(dim, frames, dest, ns, False)
+                if dim == 1 and sums_1d is not None:
+                    S, Wc, Cc, V = sums_1d
+                else:
+                    S, Wc, Cc, V = self._accumulate(dim, frames, dest, ns, False)
                 tgt["sum_signal"] += S
                 tgt["sum_norm"] += Wc + nper[:, None] * w0
                 tgt["count"] += Cc + nper[:, None] * c0

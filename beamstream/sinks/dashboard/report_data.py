@@ -120,4 +120,7 @@ def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], di
         versions=_versions(path),
         snapshot=dict(rf.snapshot),
     )
+    from beamstream.sinks.dashboard import assembled  # module images drawn by the geometry
+
+    assembled.use_config(rf.config_text, rf.config_path or str(path))
     return rf.results, records, facts

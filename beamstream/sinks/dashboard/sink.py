@@ -23,6 +23,7 @@ import numpy as np
 from beamstream.arrays import load_array
 from beamstream.processors.params import ParamError
 from beamstream.sinks.base import Sink
+from beamstream.sinks.dashboard import assembled
 from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.server import DashboardServer
 from beamstream.sinks.hub import Hub, Snapshot
@@ -137,6 +138,7 @@ class DashboardSink(Sink):
         hub = self._hub
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
+        assembled.use_config(hub.config_text, hub.info.get("config_path") or "<string>")
         app = DashboardApp(
             hub,
             update_hz=self.update_hz,

@@ -17,7 +17,7 @@ from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 
 from beamstream.processors.base import Result
-from beamstream.sinks.dashboard import prep
+from beamstream.sinks.dashboard import assembled, prep
 from beamstream.sinks.dashboard.prep import Selection
 
 __all__ = ["WIDTH", "COLORS", "Controls", "ImageView", "readable_numbers", "colorbar_title"]
@@ -131,9 +131,11 @@ class ImageView:
         """Decimate, scale and put a 2-D (or ``(module, y, x)``) image into the source.
 
         The colour bar is titled ``value_label`` (default: the result's units), with "log10"
-        when the colour scale is logarithmic.
+        when the colour scale is logarithmic. Module images are assembled when the pipeline has
+        a detector geometry (see `beamstream.sinks.dashboard.assembled`); the ROI box is in
+        module pixels, so it is only drawn over unassembled images.
         """
-        full = prep.flatten_modules(img)
+        full, placed = assembled.to_display(img)
         small, _ = prep.decimate(full, controls.max_image)
         drawn, lo, hi = prep.color_levels(small, controls.scale, controls.levels)
         x, y, dw, dh, xl, yl = prep.image_geometry(res, full.shape, data_dims)
@@ -155,13 +157,13 @@ class ImageView:
         if self.colorbar.title != title:
             self.colorbar.title = title
         self.fig.xaxis.axis_label, self.fig.yaxis.axis_label = xl, yl
-        if pixels and controls.roi is not None:
+        if pixels and controls.roi is not None and not placed:
             x0, x1, y0, y1 = controls.roi
             self.roi.update(left=x0, right=x1, bottom=y0, top=y1, visible=True)
         else:
             self.roi.visible = False
         if self.mask_source is not None and pixels:
-            m = prep.flatten_modules(self.mask)
+            m = assembled.to_display(self.mask)[0] if placed else prep.flatten_modules(self.mask)
             if m.shape == full.shape:
                 mm, _ = prep.decimate(m.astype(np.float32), controls.max_image, "max")
                 self.mask_source.data = {"image": [mm], "x": [x], "y": [y], "dw": [dw], "dh": [dh]}

@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "beamstream.tools.reprocess_cmd",
     "beamstream.streamer.simulate.cli",
     "beamstream.tools.monitor",
+    "beamstream.control.ctl_cmd",
     "beamstream.replay.cli",
     "beamstream.tools.merge_cmd",
     "beamstream.sinks.dashboard.cli",

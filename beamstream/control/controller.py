@@ -236,11 +236,11 @@ class Controller:
         new_segment = any(p.new_segment or p.version.kind in (NEW_SEGMENT, RESET) for p in taken)
         if new_segment:
             self._segment += 1
-        for p in taken:
+        for p in taken:  # all start at this train; the last one gets its trains
             p.version.applied_at = now
             p.version.segment = self._segment
+            p.version.first_train_id = train_id
         last = taken[-1].version
-        last.first_train_id = train_id
         built = [p for p in taken if p.pipeline is not None]
         config = built[-1].config if built else None
         self._current = last
@@ -257,7 +257,7 @@ class Controller:
     def processed(self, train_id: int) -> None:
         """Count a train processed with the current version (call after each train)."""
         v = self._current
-        if v.first_train_id is None:
+        if v.first_train_id is None:  # the version the run started with
             v.first_train_id = train_id
         v.last_train_id = train_id
         v.trains += 1

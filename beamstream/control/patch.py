@@ -87,7 +87,7 @@ class Change:
             raise ChangeError(f"change: toml: expected the config as a string, got {_kind(text)}")
         if text is None and not sets and not unset:
             raise ChangeError("change: nothing to change (give set, unset or toml)")
-        who = body.get("client", client)
+        who = client or body.get("client")
         return cls(dict(sets), tuple(unset), text, str(who)[:200] if who else client)
 
     def describe(self) -> str:

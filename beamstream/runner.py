@@ -7,6 +7,7 @@ on. Ctrl-C and SIGTERM stop the run cleanly with a final snapshot.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import signal
@@ -17,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from beamstream.config import PipelineConfig
+from beamstream.control.controller import Controller, Switch
+from beamstream.control.segments import ClosedSegment
 from beamstream.processors.base import Rejected
 from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.base import Sink
@@ -48,6 +51,9 @@ class Runner:
         Initial accumulator states (to resume a run); new empty states by default.
     status_out
         Where the live status line goes (None: nowhere).
+    control
+        Config versions for this run (`beamstream.control.controller.Controller`): versions
+        it has queued are switched to before a train, all processors at once.
     """
 
     def __init__(
@@ -57,8 +63,10 @@ class Runner:
         hub: Hub | None = None,
         states: States | None = None,
         status_out: TextIO | None = sys.stderr,
+        control: Controller | None = None,
     ):
-        self.config = config
+        self.config = control.config if control is not None else config
+        config = self.config
         self.pipeline = Pipeline(config)  # checks every processor before anything is received
         self.hub = hub or Hub(config.run.records, config.text)
         self.sinks = list(sinks)
@@ -74,6 +82,14 @@ class Runner:
         self._recent_ids: dict[int, None] = {}
         self._errlog = RateLimitedLog(log, interval=5.0)
         self.receiver: Receiver | None = None
+        self.control = control
+        self.closed: list[ClosedSegment] = []
+        self._snapshot_now = threading.Event()
+        self._segment_processed = 0  # trains processed before the current segment
+        if control is not None:
+            self.epoch = control.current.segment
+            control.status = self.status_dict
+            control.on_snapshot = self._snapshot_now.set
 
     # -- control (thread-safe) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -82,7 +98,10 @@ class Runner:
 
     def reset(self) -> None:
         """Start a new epoch: accumulation restarts from empty states at the next train."""
-        self._reset.set()
+        if self.control is not None:  # recorded as a version: a replay resets there too
+            self.control.reset("dashboard", wait=0)
+        else:
+            self._reset.set()
 
     # -- running ------------------------------------------------------------------------------
     def run(
@@ -147,14 +166,21 @@ class Runner:
             if train is not None:
                 received += 1
                 started = time.monotonic()
+                if self.control is not None:
+                    switch = self.control.next_switch(train.train_id)
+                    if switch is not None:
+                        self._switch(switch)
                 self.process(train)
+                if self.control is not None:
+                    self.control.processed(train.train_id)
                 busy += time.monotonic() - started
             now = time.monotonic()
             if now - window_start >= _BUSY_WINDOW_S:
                 # the fraction of time spent processing: displays back off when it nears 1
                 self.hub.busy = busy / (now - window_start)
                 busy, window_start = 0.0, now
-            if now >= next_snapshot:
+            if now >= next_snapshot or self._snapshot_now.is_set():
+                self._snapshot_now.clear()
                 self.publish()
                 next_snapshot = now + self.config.run.interval
             if now >= next_status:
@@ -202,6 +228,41 @@ class Runner:
         self.states = self.pipeline.empty_states()
         log.info("accumulation reset: epoch %d", self.epoch)
 
+    def _switch(self, switch: Switch) -> None:
+        """Change to the versions of ``switch`` before the next train."""
+        if switch.new_segment:
+            self._close_segment()
+        if switch.pipeline is not None:
+            self.pipeline, self.config = switch.pipeline, switch.config
+            self.hub.config_text = self.config.text
+        if switch.new_segment:
+            self.states = self.pipeline.empty_states()
+        self.hub.info["config_version"] = switch.version.number
+        log.info(
+            "config version %d (%s) from the next train", switch.version.number, switch.version.kind
+        )
+
+    def _close_segment(self) -> None:
+        """Keep the states of the current segment (never merged with the next one)."""
+        self.publish()
+        mine = [v for v in self.control.log.list() if v.segment == self.epoch]
+        firsts = [v.first_train_id for v in mine if v.first_train_id is not None]
+        lasts = [v.last_train_id for v in mine if v.last_train_id is not None]
+        processed = int(self.status.snapshot(None).get("processed", 0))
+        self.closed.append(
+            ClosedSegment(
+                index=self.epoch,
+                versions=tuple(v.number for v in mine),
+                first_train_id=min(firsts) if firsts else None,
+                last_train_id=max(lasts) if lasts else None,
+                processed=processed - self._segment_processed,
+                states=self.states,
+                pipeline=self.pipeline,
+            )
+        )
+        self._segment_processed = processed
+        self.epoch += 1
+
     def status_dict(self) -> dict[str, Any]:
         rx = self.receiver.stats() if self.receiver is not None else None
         status = self.status.snapshot(rx)
@@ -216,7 +277,22 @@ class Runner:
         states = {k: _copy_state(s) for k, s in self.states.items()}
         # finalized lazily from the copied states, in the first sink thread that reads it
         results = functools.partial(self.pipeline.finalize, states)
-        snap = Snapshot(self._seq, time.time(), results, states, status, self.epoch, final)
+        versions = (
+            tuple(dataclasses.replace(v) for v in self.control.log.list())
+            if self.control is not None
+            else ()
+        )
+        snap = Snapshot(
+            self._seq,
+            time.time(),
+            results,
+            states,
+            status,
+            self.epoch,
+            final,
+            versions=versions,
+            closed=tuple(self.closed),
+        )
         self.hub.publish(snap)
         return snap
 

@@ -182,8 +182,14 @@ def write_results_file(
     extra: Mapping[str, Any] | None = None,
     compression: Mapping[str, Any] | None = None,
     fsync: bool = True,
+    versions: Sequence[Any] = (),
+    closed: Sequence[Any] = (),
 ) -> None:
-    """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout."""
+    """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout.
+
+    ``versions`` / ``closed``: the config versions and closed segments of a steered run
+    (``/entry/control``, see ``docs/control.md``).
+    """
     total = combine_segments(segments)
     with atomic_h5(path, fsync=fsync) as f:
         f.attrs.update(
@@ -235,6 +241,10 @@ def write_results_file(
             )
             entry["records"] = h5py.ExternalLink(records_files[-1], "/records")
             entry["records_index"] = h5py.ExternalLink(records_files[-1], "/records_index")
+        if versions:
+            from beamstream.control.segments import write_control
+
+            write_control(entry, versions, closed, snapshot["epoch"], _write_state, compression)
 
 
 def _write_state(group: h5py.Group, name: str, state: Any) -> None:
@@ -340,9 +350,11 @@ class HDF5Sink(Sink):
             "records_warnings": dict(self._writer.warnings) if self._writer else {},
             "status": snapshot.status,
         }
+        versions = snapshot.versions
+        running = [v for v in versions if v.first_train_id is not None]
         write_results_file(
             self.path,
-            config_text=self._config_text,
+            config_text=running[-1].config_text if running else self._config_text,
             config_path=self._config_path,
             results=snapshot.results,
             states=snapshot.states,
@@ -357,6 +369,8 @@ class HDF5Sink(Sink):
             extra=extra,
             compression=self.compression,
             fsync=self.fsync,
+            versions=versions,
+            closed=snapshot.closed,
         )
 
     def close(self) -> None:

@@ -26,7 +26,18 @@ class Snapshot:
     copying the states, not for finalizing them.
     """
 
-    __slots__ = ("seq", "time", "states", "status", "epoch", "final", "_results", "_lock")
+    __slots__ = (
+        "seq",
+        "time",
+        "states",
+        "status",
+        "epoch",
+        "final",
+        "versions",
+        "closed",
+        "_results",
+        "_lock",
+    )
 
     def __init__(
         self,
@@ -37,6 +48,8 @@ class Snapshot:
         status: dict[str, Any] | None = None,
         epoch: int = 0,
         final: bool = False,
+        versions: tuple[Any, ...] = (),
+        closed: tuple[Any, ...] = (),
     ):
         self.seq = seq
         self.time = time
@@ -44,6 +57,10 @@ class Snapshot:
         self.status = dict(status or {})
         self.epoch = epoch
         self.final = final
+        #: the run's config versions (`beamstream.control.versions.Version` copies), if steered
+        self.versions = versions
+        #: closed segments (`beamstream.control.segments.ClosedSegment`), oldest first
+        self.closed = closed
         self._results = results
         self._lock = threading.Lock()
 

@@ -8,9 +8,17 @@ the same panels as one standalone HTML file. See ``docs/dashboard.md``.
 from beamstream.sinks.dashboard.sink import (
     DEFAULT_PORT,
     DashboardSink,
+    connect_control,
     connect_reset,
     dashboard_sinks,
     load_mask,
 )
 
-__all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+__all__ = [
+    "DashboardSink",
+    "load_mask",
+    "dashboard_sinks",
+    "connect_reset",
+    "connect_control",
+    "DEFAULT_PORT",
+]

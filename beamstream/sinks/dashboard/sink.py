@@ -21,7 +21,14 @@ from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.server import DashboardServer
 from beamstream.sinks.hub import Hub, Snapshot
 
-__all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+__all__ = [
+    "DashboardSink",
+    "load_mask",
+    "dashboard_sinks",
+    "connect_reset",
+    "connect_control",
+    "DEFAULT_PORT",
+]
 
 #: port of the dashboard of ``beamstream run`` unless told otherwise (a free port when taken)
 DEFAULT_PORT = 5006
@@ -121,6 +128,9 @@ class DashboardSink(Sink):
         self.out = out
         self.port_fallback = bool(port_fallback)
         self.apps: list[DashboardApp] = []
+        #: the run's `beamstream.control.controller.Controller` (settings, ROIs, versions)
+        self.control: Any = None
+        self.control_token: str | None = None
         self.server = DashboardServer(self._make_doc, port, address, allow_websocket_origin)
 
     @property
@@ -198,6 +208,22 @@ def dashboard_sinks(
         chosen = DEFAULT_PORT if port is None else int(port)
         dashboards = [DashboardSink(port=chosen, port_fallback=port is None)]
     return others + dashboards
+
+
+def connect_control(sinks: list[Sink], control: Any, token: str | None = None) -> str | None:
+    """Serve the control API of ``control`` on the first dashboard's server (before it starts);
+    its URL base, or None when there is no dashboard."""
+    from beamstream.control.api import api_routes, is_loopback, new_token
+
+    for s in sinks:
+        if isinstance(s, DashboardSink):
+            if token is None and not is_loopback(s.server.address):
+                token = new_token()
+            s.server.extra_patterns.extend(api_routes(control, token))
+            s.control = control
+            s.control_token = token
+            return s.server.address
+    return None
 
 
 def connect_reset(sinks: list[Sink], reset: Callable[[], None]) -> None:

@@ -58,12 +58,15 @@ class Change:
         A whole new config text (replaces the running one; ``set``/``unset`` then apply to it).
     client
         Who asked (recorded with the version).
+    note
+        What the change is about, for the change log (default: the keys and values).
     """
 
     set: Mapping[str, Any] = field(default_factory=dict)
     unset: tuple[str, ...] = ()
     toml: str | None = None
     client: str = ""
+    note: str = ""
 
     @classmethod
     def from_json(cls, body: Any, client: str = "") -> Change:
@@ -92,6 +95,8 @@ class Change:
 
     def describe(self) -> str:
         """A short human-readable summary (for the change log)."""
+        if self.note:
+            return self.note
         parts = ["whole config"] if self.toml is not None else []
         parts += [f"{k} = {_short(v)}" for k, v in self.set.items()]
         parts += [f"unset {k}" for k in self.unset]

@@ -35,6 +35,7 @@ from beamstream.sinks.dashboard.budget import UpdateBudget
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
 from beamstream.sinks.dashboard.panels import LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
+from beamstream.sinks.dashboard.steer import SteerPanel
 from beamstream.sinks.dashboard.views import Controls
 from beamstream.sinks.hub import Hub
 
@@ -86,6 +87,9 @@ class DashboardApp:
         Largest side of a displayed image (larger images are block-averaged).
     history
         Per-train records kept for the scalar plots.
+    control
+        The run's `beamstream.control.controller.Controller`: adds the steering panel (ROIs,
+        mask editor, settings, version and change log; see `SteerPanel`).
     """
 
     def __init__(
@@ -97,8 +101,10 @@ class DashboardApp:
         mask: np.ndarray | None = None,
         max_image: int = 512,
         history: int = 2000,
+        control: Any = None,
     ):
         self.hub = hub
+        self.control = control
         self.update_hz = min(max(float(update_hz), 0.2), 10.0)
         self.on_reset = on_reset
         self.title = title
@@ -163,6 +169,11 @@ class DashboardApp:
         )
         self.latest = LatestImagePanel(self.mask)
         self.records = RecordsPanel(self.history)
+        self.steer = (
+            SteerPanel(self.control, self.hub, self.latest.image.fig, lambda: self.latest.last)
+            if self.control is not None
+            else None
+        )
         self.results_box = row(
             Div(text="<i>waiting for results…</i>"),
             name="results",
@@ -173,6 +184,8 @@ class DashboardApp:
     def build(self, doc: Document) -> Document:
         """Lay the panels out in ``doc`` and add the periodic update callback."""
         self.doc = doc
+        if self.steer is not None:
+            self.steer.doc = doc
         doc.title = self.title
         header = Div(text=f"<h2 style='margin:0'>{self.title}</h2>", name="title")
         colour = column(Div(text="colour"), self.scale, self.levels)
@@ -192,6 +205,7 @@ class DashboardApp:
                 header,
                 controls,
                 row(self.status.layout, self.latest.layout),
+                *([self.steer.layout] if self.steer is not None else []),
                 self.records.layout,
                 self.results_box,
                 name="dashboard",
@@ -296,6 +310,8 @@ class DashboardApp:
             self._update_results(snap.results)
         if new_view:
             self._latest_curves(view, snap)
+        if self.steer is not None:
+            self.steer.update(self.controls.selection.slot)
 
     def _update_results(self, results: dict[str, dict[str, Any]]) -> None:
         keys: set[float] = set()

@@ -143,7 +143,14 @@ class DashboardSink(Sink):
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
         app = DashboardApp(
-            hub, self.update_hz, self.on_reset, self.title, self.mask, self.max_image, self.history
+            hub,
+            self.update_hz,
+            self.on_reset,
+            self.title,
+            self.mask,
+            self.max_image,
+            self.history,
+            control=self.control,
         )
         self.apps = [*self.apps[-15:], app]
         app.build(doc)

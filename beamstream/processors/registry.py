@@ -8,6 +8,7 @@ an error, never a silent override.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from importlib.metadata import EntryPoint, entry_points
 
@@ -22,7 +23,10 @@ class RegistryError(ValueError):
     """An unknown, ambiguous or unloadable processor type."""
 
 
+@functools.lru_cache(maxsize=1)
 def _entry_points() -> dict[str, EntryPoint]:
+    """Registered processors (read once per process: scanning installed packages is slow, and
+    a config change in a running pipeline resolves every processor again)."""
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=GROUP):
         other = found.get(ep.name)

@@ -248,7 +248,7 @@ class Runner:
         mine = [v for v in self.control.log.list() if v.segment == self.epoch]
         firsts = [v.first_train_id for v in mine if v.first_train_id is not None]
         lasts = [v.last_train_id for v in mine if v.last_train_id is not None]
-        processed = int(self.status.snapshot(None).get("processed", 0))
+        processed = int(self.status_dict().get("processed", 0))
         self.closed.append(
             ClosedSegment(
                 index=self.epoch,

@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TextIO
 
 import numpy as np
@@ -39,6 +39,14 @@ from beamstream.streamer.train import Train
 __all__ = ["LiveDriver", "check_fanout"]
 
 log = logging.getLogger(__name__)
+
+#: a version switch is placed this many seconds of trains beyond the last one taken
+SWITCH_MARGIN_S = 0.5
+
+
+def _tagged(spec: PipelineSpec, version: int) -> PipelineSpec:
+    """``spec`` whose partials carry its config version: versions never merge by mistake."""
+    return replace(spec, fingerprint=f"{spec.fingerprint.split('#')[0]}#v{version}")
 
 
 class Backend(Protocol):
@@ -107,9 +115,11 @@ class LiveDriver(Runner):
         workers: int | None = None,
         ready_timeout: float = 120.0,
         collect_timeout: float = 30.0,
+        control: Any = None,
     ):
         check_fanout(config)
-        super().__init__(config, sinks, hub, states, status_out)
+        super().__init__(config, sinks, hub, states, status_out, control=control)
+        config = self.config
         if self._train_sinks:
             names = ", ".join(s.name for s in self._train_sinks)
             raise ConfigError(
@@ -118,6 +128,12 @@ class LiveDriver(Runner):
             )
         self.backend = backend
         self.spec = PipelineSpec.from_config(config)
+        #: fingerprint (tagged with the config version when steered) -> segment of its states
+        self._segments: dict[str, int] = {}
+        if control is not None:
+            self.spec = _tagged(self.spec, control.current.number)
+            self._segments[self.spec.fingerprint] = self.epoch
+        self.late_switches = 0
         self.n_workers = workers
         self.ready_timeout = ready_timeout
         self.collect_timeout = collect_timeout
@@ -195,6 +211,8 @@ class LiveDriver(Runner):
                 self._collect()
                 self._new_epoch()
             self._check_workers()
+            if self.control is not None and self.control.pending():
+                self._switch_workers()
             if not self._alive():
                 log.error("every worker was lost: stopping")
                 return
@@ -284,17 +302,72 @@ class LiveDriver(Runner):
         self.apply(delta)
 
     def apply(self, delta: Partial) -> None:
-        """Add a merged delta to the run's total, counters and per-train records."""
-        if delta.fingerprint != self.spec.fingerprint:
+        """Add a merged delta to the run's total, counters and per-train records (and the
+        partials of earlier versions it carries to their segments)."""
+        for earlier in delta.previous:
+            self._apply_one(earlier)
+        delta.previous = []
+        self._apply_one(delta)
+        if self.control is not None:
+            self.control.note_trains(delta.last_train_id, delta.received)
+
+    def _apply_one(self, delta: Partial) -> None:
+        segment = self._segments.get(delta.fingerprint, self.epoch)
+        if delta.fingerprint != self.spec.fingerprint and delta.fingerprint not in self._segments:
             raise ConfigVersionError(
                 f"a delta of config version {delta.fingerprint} in a run of version "
                 f"{self.spec.fingerprint}: never merged"
             )
-        self.states = self.pipeline.merge(self.states, delta.states)
+        if segment == self.epoch:  # this version, or a compatible one of the same segment
+            self.states = self.pipeline.merge(self.states, delta.states)
+        else:  # trains before a boundary that arrived after it: to their closed segment
+            closed = next(c for c in self.closed if c.index == segment)
+            with closed._lock:
+                closed.states = closed.pipeline.merge(closed.states, delta.states)
+                closed.processed += delta.processed
+                closed._results = None
         self.cstatus.add(delta)
         self.train_ids.append(delta.train_ids)
         for rec in delta.records:
             self.hub.add_record(rec)
+
+    # -- config versions ----------------------------------------------------------------------
+    def _switch_workers(self) -> None:
+        """Take the queued versions at a train id beyond what any worker has taken, and have
+        every worker switch there (trains below it stay with the version before)."""
+        alive = self._alive()
+        if not alive or any(s.pending is not None for s in alive):
+            return  # a slow swap of the old version is still out: switch at the next tick
+        peeks = [p for p in self._peek(alive).values() if p]
+        last = max((p.get("last_id", -1) for p in peeks), default=-1)
+        if last < 0:
+            return  # no train yet: the boundary is the first train (known once one arrived)
+        rate = float(self.cstatus.snapshot().get("trains_per_s") or 0.0)
+        boundary = last + max(3, int(rate * SWITCH_MARGIN_S) + 1)
+        switch = self.control.next_switch(boundary)
+        if switch is None:
+            return
+        self._collect()  # the old version's trains so far
+        if switch.new_segment:
+            self._close_segment()
+            self.states = (switch.pipeline or self.pipeline).empty_states()
+        if switch.pipeline is not None:
+            self.pipeline, self.config = switch.pipeline, switch.config
+            self.hub.config_text = self.config.text
+        self.spec = _tagged(PipelineSpec.from_config(self.config), switch.version.number)
+        self._segments[self.spec.fingerprint] = self.epoch
+        futs = {
+            s.name: self.backend.call_on(s.address, tasks.live_switch, s.name, self.spec, boundary)
+            for s in self._alive()
+        }
+        self.backend.wait(list(futs.values()), self.collect_timeout)
+        for name, f in futs.items():
+            answer = self.backend.result(f) if self.backend.state(f) == "finished" else None
+            if answer is None or answer.get("late"):
+                self.late_switches += 1
+                log.error("worker %s did not switch before train %d", name, boundary)
+        self.hub.info["config_version"] = switch.version.number
+        log.info("config version %d from train %d on every worker", switch.version.number, boundary)
 
     def _finish(self) -> None:
         """Stop every worker and merge their last deltas."""
@@ -308,6 +381,8 @@ class LiveDriver(Runner):
     # -- status -------------------------------------------------------------------------------
     def status_dict(self) -> dict[str, Any]:
         status = self.cstatus.snapshot()
+        if self.late_switches:
+            status["late_version_switches"] = self.late_switches
         status["epoch"] = self.epoch
         status.update(self.hub.info)
         return status

@@ -60,6 +60,9 @@ class Partial:
         Per-train records of the accepted trains.
     sources
         ``{worker or chunk name: receiver stats or reader facts}``.
+    previous
+        Partials of earlier config versions handed over with this one (a worker that switched
+        versions since the last swap); never merged with it, kept apart by fingerprint.
     """
 
     fingerprint: str
@@ -74,6 +77,7 @@ class Partial:
     latencies: np.ndarray = field(default_factory=lambda: np.zeros(0))
     records: list[dict[str, Any]] = field(default_factory=list)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    previous: list[Partial] = field(default_factory=list)
 
     @property
     def first_train_id(self) -> int | None:
@@ -120,6 +124,7 @@ def combine(pipeline: Pipeline, a: Partial, b: Partial) -> Partial:
         np.concatenate([a.latencies, b.latencies])[-MAX_LATENCIES:],
         a.records + b.records,
         {**a.sources, **b.sources},
+        a.previous + b.previous,
     )
 
 

@@ -254,6 +254,18 @@ class Controller:
             [p.version for p in taken], config, built[-1].pipeline if built else None, new_segment
         )
 
+    def pending(self) -> bool:
+        """True when versions wait for a boundary (a driver without per-train calls asks)."""
+        return self._next_due is not None
+
+    def note_trains(self, last_train_id: int | None, trains: int) -> None:
+        """Count ``trains`` processed with the current version up to ``last_train_id`` (for
+        runs whose trains are processed elsewhere, e.g. on Dask workers)."""
+        v = self._current
+        if last_train_id is not None:
+            v.last_train_id = max(v.last_train_id or last_train_id, last_train_id)
+        v.trains += int(trains)
+
     def processed(self, train_id: int) -> None:
         """Count a train processed with the current version (call after each train)."""
         v = self._current

@@ -97,10 +97,20 @@ def run_pipeline(
         from beamstream.cluster.live import LiveDriver, check_fanout
 
         check_fanout(config)  # before starting a cluster
-        session.controller.close()  # versions are not switched on workers yet
         with DaskBackend.connect(workers, scheduler) as backend:
-            runner = LiveDriver(config, backend, sinks, hub, states=states, status_out=status_out)
-            return _run(runner, sinks, trains, duration)
+            runner = LiveDriver(
+                config,
+                backend,
+                sinks,
+                hub,
+                states=states,
+                status_out=status_out,
+                control=session.controller,
+            )
+            with session.serving(
+                runner, sinks, control_port, control_address, control_token, status_out
+            ):
+                return _run(runner, sinks, trains, duration)
     runner = Runner(
         config, sinks, hub, states=states, status_out=status_out, control=session.controller
     )

@@ -9,13 +9,22 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
+import numpy as np
 import tomli_w
 
 from beamstream.control.patch import Change
 from beamstream.processors.base import Transform
 from beamstream.processors.registry import RegistryError, resolve
 
-__all__ = ["roi_change", "mask_change", "settings_change", "find_processor", "current_rois"]
+__all__ = [
+    "roi_change",
+    "mask_change",
+    "settings_change",
+    "find_processor",
+    "current_rois",
+    "roi_from_geometry",
+    "outline",
+]
 
 
 def find_processor(raw: dict[str, Any], type_name: str) -> dict[str, Any] | None:
@@ -100,3 +109,32 @@ def settings_change(
     if stepsize is not None and scan is not None and scan.get("stepsize") != stepsize:
         sets["scan.stepsize"] = stepsize
     return Change(set=sets, client=client)
+
+
+def roi_from_geometry(geometry: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A region table from a Bokeh selection geometry (``rect`` or ``poly``), in pixels."""
+    kind = geometry.get("type")
+    if kind == "rect":
+        x0, x1 = sorted((geometry["x0"], geometry["x1"]))
+        y0, y1 = sorted((geometry["y0"], geometry["y1"]))
+        box = [max(int(np.floor(x0)), 0), int(np.ceil(x1)), max(int(np.floor(y0)), 0)]
+        box.append(int(np.ceil(y1)))
+        return {"name": name, "box": box} if box[1] > box[0] and box[3] > box[2] else None
+    if kind == "poly":
+        xs, ys = list(geometry.get("x", [])), list(geometry.get("y", []))
+        if len(xs) < 3:
+            return None
+        return {
+            "name": name,
+            "polygon": [[round(x, 2), round(y, 2)] for x, y in zip(xs, ys, strict=False)],
+        }
+    return None
+
+
+def outline(roi: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The x and y vertices of a region (a box's four corners)."""
+    if "box" in roi:
+        x0, x1, y0, y1 = roi["box"]
+        return [x0, x1, x1, x0], [y0, y0, y1, y1]
+    pts = roi["polygon"]
+    return [p[0] for p in pts], [p[1] for p in pts]

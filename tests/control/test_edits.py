@@ -8,9 +8,14 @@ import numpy as np
 
 from beamstream.config import parse_config
 from beamstream.control.controller import Controller
-from beamstream.control.edits import current_rois, mask_change, roi_change, settings_change
+from beamstream.control.edits import (
+    current_rois,
+    mask_change,
+    roi_change,
+    roi_from_geometry,
+    settings_change,
+)
 from beamstream.control.validate import COMPATIBLE, NEW_SEGMENT
-from beamstream.sinks.dashboard.steer import roi_from_geometry
 
 from .configs import DSSC
 
@@ -55,3 +60,34 @@ def test_geometry_to_region():
     poly = roi_from_geometry({"type": "poly", "x": [0, 4, 0], "y": [0, 0, 4]}, "t")
     assert poly == {"name": "t", "polygon": [[0, 0], [4, 0], [0, 4]]}
     assert roi_from_geometry({"type": "point", "x": 1, "y": 1}, "a") is None
+
+
+def test_mask_editor_builds_saves_and_applies_a_mask(tmp_path):
+    from bokeh.models import Div
+
+    from beamstream.sinks.dashboard.maskedit import MaskEditor
+
+    class Ctl:
+        roots = [tmp_path]
+
+        def current_config(self):
+            return 1, DSSC
+
+    sent = []
+    image = np.zeros((6, 8), np.float32)
+    image[2, 3] = 50.0
+    ed = MaskEditor(Ctl(), lambda: image, Div(), sent.append)
+    ed.add_geometry({"type": "rect", "x0": 0, "x1": 2, "y0": 0, "y1": 1})
+    ed.threshold.value = 10.0
+    ed._threshold_mask()
+    assert ed.mask.sum() == 3 and ed.mask[2, 3] and ed.mask[0, :2].all()
+    ed.mask_path.value = "../../elsewhere/m.npy"  # only the name counts: the output folder
+    ed._save_mask()
+    assert (np.load(tmp_path / "m.npy") == ed.mask).all()
+    ed._set_mask(None)
+    ed._load_mask()
+    assert ed.mask.sum() == 3
+    ed._apply_mask()
+    (change,) = sent
+    assert change.note.startswith(f"pixel mask {tmp_path.resolve()}")
+    assert "pixel_mask" in change.toml

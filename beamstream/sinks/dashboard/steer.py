@@ -23,7 +23,6 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,8 +40,16 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
-from beamstream.control.edits import current_rois, mask_change, roi_change, settings_change
+from beamstream.control.edits import (
+    current_rois,
+    find_processor,
+    outline,
+    roi_change,
+    roi_from_geometry,
+    settings_change,
+)
 from beamstream.control.patch import Change, ChangeError
+from beamstream.sinks.dashboard.maskedit import MaskEditor
 from beamstream.sinks.dashboard.views import COLORS, WIDTH
 
 __all__ = ["SteerPanel", "roi_from_geometry"]
@@ -50,34 +57,8 @@ __all__ = ["SteerPanel", "roi_from_geometry"]
 log = logging.getLogger(__name__)
 
 LOG_ROWS = 12
-
-
-def roi_from_geometry(geometry: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """A region table from a Bokeh selection geometry (``rect`` or ``poly``), in pixels."""
-    kind = geometry.get("type")
-    if kind == "rect":
-        x0, x1 = sorted((geometry["x0"], geometry["x1"]))
-        y0, y1 = sorted((geometry["y0"], geometry["y1"]))
-        box = [max(int(np.floor(x0)), 0), int(np.ceil(x1)), max(int(np.floor(y0)), 0)]
-        box.append(int(np.ceil(y1)))
-        return {"name": name, "box": box} if box[1] > box[0] and box[3] > box[2] else None
-    if kind == "poly":
-        xs, ys = list(geometry.get("x", [])), list(geometry.get("y", []))
-        if len(xs) < 3:
-            return None
-        return {
-            "name": name,
-            "polygon": [[round(x, 2), round(y, 2)] for x, y in zip(xs, ys, strict=False)],
-        }
-    return None
-
-
-def _outline(roi: dict[str, Any]) -> tuple[list[float], list[float]]:
-    if "box" in roi:
-        x0, x1, y0, y1 = roi["box"]
-        return [x0, x1, x1, x0], [y0, y0, y1, y1]
-    pts = roi["polygon"]
-    return [p[0] for p in pts], [p[1] for p in pts]
+#: outline colours that stand out on the viridis detector images
+OUTLINES = ["#ff2020", "#ff9f1c", "#ff4fd8", "#ffffff", "#00e5ff", "#b0ff00"]
 
 
 class SteerPanel:
@@ -106,7 +87,6 @@ class SteerPanel:
         self.hub = hub
         self.latest_image = latest_image
         self.doc: Any = None
-        self.mask: np.ndarray | None = None
         self.requests = 0
         self._record_seq = 0
         self._shown_version = -1
@@ -117,7 +97,7 @@ class SteerPanel:
         self.changes = Div(text="", name="change_log", width=WIDTH)
         self._tools(image_fig)
         self._roi_widgets()
-        self._mask_widgets()
+        self.masks = MaskEditor(control, latest_image, self.message, self._request)
         self._settings_widgets()
         self.layout = column(
             Div(text="<b>steer the run</b>"),
@@ -125,9 +105,7 @@ class SteerPanel:
             self.message,
             row(self.mode, self.roi_name, self.clear_rois),
             self.curve_fig,
-            row(self.threshold, self.from_threshold, self.clear_mask),
-            row(self.mask_path, self.load_mask, self.save_mask, self.apply_mask),
-            self.mask_info,
+            self.masks.layout,
             row(self.pattern, self.monitor, self.stepsize),
             self.apply_settings,
             self.changes,
@@ -164,21 +142,6 @@ class SteerPanel:
             "xs", "ys", source=self.curve_source, color="color", legend_field="name"
         )
 
-    def _mask_widgets(self) -> None:
-        self.threshold = NumericInput(title="mask pixels above", value=None, width=130)
-        self.from_threshold = Button(label="mask by threshold", width=140)
-        self.from_threshold.on_click(self._threshold_mask)
-        self.clear_mask = Button(label="clear mask", width=100)
-        self.clear_mask.on_click(lambda: self._set_mask(None))
-        self.mask_path = TextInput(title="mask file (.npy)", value="mask.npy", width=200)
-        self.load_mask = Button(label="load", width=60)
-        self.load_mask.on_click(self._load_mask)
-        self.save_mask = Button(label="save", width=60)
-        self.save_mask.on_click(lambda: self._save_mask())
-        self.apply_mask = Button(label="apply mask", button_type="primary", width=110)
-        self.apply_mask.on_click(self._apply_mask)
-        self.mask_info = Div(text="mask: none", name="mask_info")
-
     def _settings_widgets(self) -> None:
         raw = tomllib.loads(self._text())
         selector = next(
@@ -201,6 +164,21 @@ class SteerPanel:
             label="apply settings", button_type="primary", width=140, name="apply_settings"
         )
         self.apply_settings.on_click(self._apply_settings)
+
+    def _show_settings(self, text: str) -> None:
+        """The settings fields as the current version has them."""
+        raw = tomllib.loads(text)
+        selector = find_processor(raw, "frame_selector") or {}
+        rules = selector.get("rules") or [{}]
+        self.pattern.value = ", ".join(selector.get("pattern", []))
+        self.monitor.value = rules[0].get("min")
+        self.stepsize.value = (raw.get("scan") or {}).get("stepsize")
+        for w, used in (
+            (self.pattern, selector),
+            (self.monitor, rules[0]),
+            (self.stepsize, raw.get("scan")),
+        ):
+            w.disabled = not used
 
     # -- requests -----------------------------------------------------------------------------
     def _text(self) -> str:
@@ -229,7 +207,7 @@ class SteerPanel:
         if not event.final:
             return
         if self.mode.active == 1:
-            self._mask_geometry(event.geometry)
+            self.masks.add_geometry(event.geometry)
             return
         rois = current_rois(self._text())
         taken = {r["name"] for r in rois}
@@ -243,74 +221,6 @@ class SteerPanel:
         rois = [r for r in rois if r["name"] != name] + [roi]
         self.roi_name.value = ""
         self._request(roi_change(self._text(), rois))
-
-    # -- mask ---------------------------------------------------------------------------------
-    def _shape(self) -> tuple[int, ...] | None:
-        img = self.latest_image()
-        return None if img is None else img.shape
-
-    def _set_mask(self, mask: np.ndarray | None) -> None:
-        self.mask = mask
-        n = 0 if mask is None else int(mask.sum())
-        self.mask_info.text = "mask: none" if mask is None else f"mask: {n} pixels masked"
-
-    def _mask_geometry(self, geometry: dict[str, Any]) -> None:
-        shape = self._shape()
-        roi = roi_from_geometry(geometry, "m")
-        if shape is None or roi is None or "box" not in roi:
-            self.message.text = "draw mask boxes on a detector image"
-            return
-        mask = self.mask if self.mask is not None else np.zeros(shape, bool)
-        x0, x1, y0, y1 = roi["box"]
-        mask = mask.copy()
-        mask[y0:y1, x0:x1] = True
-        self._set_mask(mask)
-
-    def _threshold_mask(self) -> None:
-        img = self.latest_image()
-        if img is None or self.threshold.value is None:
-            self.message.text = "a threshold needs a value and a latest image"
-            return
-        with np.errstate(invalid="ignore"):
-            above = np.asarray(img) > float(self.threshold.value)
-        self._set_mask(above if self.mask is None else self.mask | above)
-
-    def _folder(self) -> Path:
-        roots = getattr(self.control, "roots", None) or [Path.cwd()]
-        return Path(roots[0])
-
-    def _mask_file(self) -> Path | None:
-        name = Path(self.mask_path.value.strip() or "mask.npy").name  # inside the output folder
-        if not name.endswith(".npy"):
-            self.message.text = "mask files are .npy"
-            return None
-        return self._folder() / name
-
-    def _load_mask(self) -> None:
-        path = self._mask_file()
-        if path is None:
-            return
-        try:
-            self._set_mask(np.load(path, allow_pickle=False).astype(bool))
-        except (OSError, ValueError) as e:
-            self.message.text = f"cannot load {html.escape(str(path))}: {html.escape(str(e))}"
-
-    def _save_mask(self, name: str | None = None) -> Path | None:
-        if self.mask is None:
-            self.message.text = "no mask to save"
-            return None
-        path = self._folder() / name if name else self._mask_file()
-        if path is None:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, self.mask)
-        self.message.text = f"mask saved to {html.escape(str(path))}"
-        return path
-
-    def _apply_mask(self) -> None:
-        path = self._save_mask(f"mask-{time.strftime('%Y%m%dT%H%M%S')}.npy")
-        if path is not None:
-            self._request(mask_change(self._text(), str(path.resolve())))
 
     def _apply_settings(self) -> None:
         pattern = [s.strip() for s in self.pattern.value.split(",") if s.strip()] or None
@@ -336,13 +246,14 @@ class SteerPanel:
             if rois != self._rois:
                 self._rois = rois
                 self._curves = {r["name"]: {} for r in rois}
-                xs, ys = zip(*(_outline(r) for r in rois), strict=False) if rois else ((), ())
+                xs, ys = zip(*(outline(r) for r in rois), strict=False) if rois else ((), ())
                 self.outlines.data = {
                     "xs": list(xs),
                     "ys": list(ys),
                     "name": [r["name"] for r in rois],
-                    "color": [COLORS[i % len(COLORS)] for i in range(len(rois))],
+                    "color": [OUTLINES[i % len(OUTLINES)] for i in range(len(rois))],
                 }
+            self._show_settings(text)
         self._add_records(slot)
 
     def _show_versions(self, number: int) -> None:

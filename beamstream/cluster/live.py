@@ -134,6 +134,7 @@ class LiveDriver(Runner):
             self.spec = _tagged(self.spec, control.current.number)
             self._segments[self.spec.fingerprint] = self.epoch
         self.late_switches = 0
+        self._last_boundary = -1
         self.n_workers = workers
         self.ready_timeout = ready_timeout
         self.collect_timeout = collect_timeout
@@ -339,11 +340,18 @@ class LiveDriver(Runner):
         if not alive or any(s.pending is not None for s in alive):
             return  # a slow swap of the old version is still out: switch at the next tick
         peeks = [p for p in self._peek(alive).values() if p]
-        last = max((p.get("last_id", -1) for p in peeks), default=-1)
-        if last < 0:
-            return  # no train yet: the boundary is the first train (known once one arrived)
+        ids = [p.get("last_id", -1) for p in peeks]
+        last = max(ids, default=-1)
+        if last < 0 or min(ids) < self._last_boundary:
+            return  # no train yet, or a worker has not yet reached the previous boundary
         rate = float(self.cstatus.snapshot().get("trains_per_s") or 0.0)
         boundary = last + max(3, int(rate * SWITCH_MARGIN_S) + 1)
+        due = self.control.next_due() or 0
+        if due > last:  # a replayed version: exactly at its recorded train
+            boundary = due
+        elif due:
+            log.error("version due at train %d, workers are at %d: switching later", due, last)
+            self.late_switches += 1
         switch = self.control.next_switch(boundary)
         if switch is None:
             return
@@ -366,6 +374,7 @@ class LiveDriver(Runner):
             if answer is None or answer.get("late"):
                 self.late_switches += 1
                 log.error("worker %s did not switch before train %d", name, boundary)
+        self._last_boundary = boundary
         self.hub.info["config_version"] = switch.version.number
         log.info("config version %d from train %d on every worker", switch.version.number, boundary)
 

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 #: largest request body accepted (a whole config with its comments fits many times over)
 MAX_BODY = 256 * 1024
+#: larger bodies are still read (up to this) to answer 413 with a message; beyond, tornado
+#: closes the connection without reading them
+MAX_READ = 16 << 20
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -248,7 +251,7 @@ class ControlServer:
         try:
             self._loop = IOLoop.current()
             app = Application(api_routes(self.control, self.token))
-            server = HTTPServer(app, max_body_size=MAX_BODY + 1024)
+            server = HTTPServer(app, max_body_size=MAX_READ)
             sockets = server_sockets(self.address, self.requested_port)
             self.port = sockets[0].getsockname()[1]
             server.add_sockets(sockets)

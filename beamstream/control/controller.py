@@ -258,6 +258,10 @@ class Controller:
         """True when versions wait for a boundary (a driver without per-train calls asks)."""
         return self._next_due is not None
 
+    def next_due(self) -> int | None:
+        """The train id the next queued version is due at (0: the next train; None: none)."""
+        return self._next_due
+
     def note_trains(self, last_train_id: int | None, trains: int) -> None:
         """Count ``trains`` processed with the current version up to ``last_train_id`` (for
         runs whose trains are processed elsewhere, e.g. on Dask workers)."""

@@ -43,7 +43,18 @@ def test_steered_run_switches_at_a_boundary_and_replays_exactly(
         assert v2["applied"] and v2["kind"] == "new_segment" and v2["segment"] == 1
         with pytest.raises(ControlError, match="processors.*nope"):
             api.set({"processors.frames.nope": 1})
+        n = api.status()["processed"]
+        for body, kind, code in [
+            (b"{oops", "application/json", 400),
+            (b'{"set": {"run.interval": "fast"}}', "application/json", 422),
+            (b"x" * (300 * 1024), "application/json", 413),
+            (b"version = [", "application/toml", 422),
+        ]:
+            with pytest.raises(ControlError) as e:
+                api.request("PATCH", "/config", body, kind)
+            assert e.value.status == code and e.value.message
         assert api.config()["version"] == 2
+        assert wait_for(lambda: api.status()["processed"] > n + 3, timeout=20)  # unaffected
         n = api.status()["processed"]
         assert wait_for(lambda: api.status()["processed"] >= n + 5, timeout=30)
         v3 = api.set({"run.interval": 0.5})

@@ -27,8 +27,9 @@ __all__ = ["DashboardServer", "default_origins"]
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-#: no request to the dashboard's server needs a larger body (the control API takes <= 256 KiB)
-_MAX_BODY = 1 << 20
+#: no request to the dashboard's server needs a larger body (the control API answers 413 above
+#: 256 KiB, reading up to this much to say so)
+_MAX_BODY = 16 << 20
 
 
 class _ClosedPageFilter(logging.Filter):

@@ -88,6 +88,7 @@ class Runner:
         self._segment_processed = 0  # trains processed before the current segment
         if control is not None:
             self.epoch = control.current.segment
+            self.hub.info["config_version"] = control.current.number
             control.status = self.status_dict
             control.on_snapshot = self._snapshot_now.set
 

@@ -19,7 +19,7 @@ SUBCOMMANDS = (
     "beamstream.tools.run_cmd",
     "beamstream.tools.check",
     "beamstream.tools.reprocess_cmd",
-    "beamstream.streamer.simulate.cli",
+    "beamstream.simulate.cli",
     "beamstream.tools.monitor",
     "beamstream.control.ctl_cmd",
     "beamstream.replay.cli",

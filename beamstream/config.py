@@ -8,9 +8,11 @@ Processor parameters are checked by the processors themselves when the pipeline 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +27,8 @@ __all__ = [
     "RunConfig",
     "ClusterConfig",
     "load_config",
+    "fingerprint_diff",
+    "text_fingerprint",
     "parse_config",
     "CURRENT_VERSION",
 ]
@@ -40,8 +44,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Where trains come from and where the detector data is in them."""
+    """Where trains come from and where the detector data is in them.
 
+    ``type`` names the source plug-in (`beamstream.sources`; default the Karabo Bridge
+    receiver, which takes ``endpoint``, ``socket``, ``protocol``, ``queue`` and ``policy``).
+    Every other key of the table is in ``options``, checked by the source type itself.
+    """
+
+    type: str = "karabo_bridge"
     endpoint: str = "tcp://127.0.0.1:4545"
     socket: str = "REQ"
     protocol: str = "2.2"
@@ -52,6 +62,7 @@ class SourceConfig:
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,30 @@ class PipelineConfig:
     path: str = "<string>"
     text: str = field(default="", repr=False)
 
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """The processing-relevant parts: detector and layout, scan and processors.
+
+        Endpoints, sinks, run settings and comments do not count: a run resumed from another
+        endpoint, with other sinks, is still the same accumulation.
+        """
+        src = self.source
+        return _plain(
+            {
+                "version": self.version,
+                "source": {k: getattr(src, k) for k in _FINGERPRINT_SOURCE_KEYS},
+                "scan": asdict(self.scan) if self.scan is not None else None,
+                "processors": [
+                    {"type": p.type, "name": p.name, **dict(p.params)} for p in self.processors
+                ],
+            }
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """The config version: a hash of `fingerprint_parts` (states of two never merge)."""
+        canon = json.dumps(self.fingerprint_parts(), sort_keys=True, default=str)
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
     def with_source(self, **changes: Any) -> PipelineConfig:
         """A copy with source settings overridden (e.g. from the command line)."""
         changes = {k: v for k, v in changes.items() if v is not None}
@@ -126,6 +161,50 @@ class PipelineConfig:
     def with_run(self, **changes: Any) -> PipelineConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(self, run=replace(self.run, **changes))
+
+
+#: ``[source]`` keys that decide what the accumulated states mean
+_FINGERPRINT_SOURCE_KEYS = ("detector", "key", "layout", "frame_shape")
+
+
+def _plain(obj: Any) -> Any:
+    """Mappings, tuples and lists as plain JSON-like values (for hashing and comparing)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def fingerprint_diff(a: PipelineConfig, b: PipelineConfig) -> list[str]:
+    """Human-readable differences between two configs' processing-relevant parts."""
+    pa, pb = a.fingerprint_parts(), b.fingerprint_parts()
+    out = []
+    for key in pa:
+        x, y = pa[key], pb[key]
+        if key == "processors" and len(x) != len(y):
+            out.append(f"{len(x)} processors vs {len(y)}")
+        elif key == "processors":
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                out += [
+                    f"processors[{i}].{k}: {u.get(k)!r} vs {v.get(k)!r}"
+                    for k in sorted(set(u) | set(v))
+                    if u.get(k) != v.get(k)
+                ]
+        elif isinstance(x, dict) and isinstance(y, dict):
+            out += [
+                f"{key}.{k}: {x.get(k)!r} vs {y.get(k)!r}"
+                for k in sorted(set(x) | set(y))
+                if x.get(k) != y.get(k)
+            ]
+        elif x != y:
+            out.append(f"{key}: {x!r} vs {y!r}")
+    return out
+
+
+def text_fingerprint(text: str) -> str:
+    """`PipelineConfig.fingerprint` of a config's TOML text (empty text: empty string)."""
+    return parse_config(text).fingerprint if text.strip() else ""
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -163,7 +242,7 @@ class _Checker:
         )
         return PipelineConfig(
             version=CURRENT_VERSION,
-            source=self.table("source", raw.get("source", {}), SourceConfig),
+            source=self.source(raw.get("source", {})),
             scan=self.table("scan", raw["scan"], ScanConfig) if "scan" in raw else None,
             processors=tuple(self.processors(raw.get("processors", []))),
             sinks=tuple(self.sinks(raw.get("sinks", []))),
@@ -172,6 +251,22 @@ class _Checker:
             path=self.path,
             text=text,
         )
+
+    def source(self, raw: Any) -> SourceConfig:
+        """The ``[source]`` table: keys a plug-in source does not share go to ``options``."""
+        if not isinstance(raw, dict):
+            raise self.fail("source", "a table", raw)
+        typ = raw.get("type", "karabo_bridge")
+        if not isinstance(typ, str) or not typ:
+            raise self.fail("source.type", "a source type name or package.module:Class", typ)
+        if typ == "karabo_bridge":
+            if "options" in raw:
+                raise self.fail("source.options", "no such key", raw["options"])
+            return self.table("source", raw, SourceConfig)
+        known = {f.name for f in fields(SourceConfig)} - {"options"}
+        options = {k: v for k, v in raw.items() if k not in known}
+        cfg = self.table("source", {k: v for k, v in raw.items() if k in known}, SourceConfig)
+        return replace(cfg, options=MappingProxyType(options))
 
     def migrate(self, raw: dict[str, Any]) -> dict[str, Any]:
         version = raw.get("version")

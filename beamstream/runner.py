@@ -1,48 +1,78 @@
-"""`Runner`: receiver thread -> pipeline -> periodic snapshots on the hub -> sinks.
+"""`Runner`: one run of a pipeline, wherever its trains are processed.
 
-One train that fails in a processor is counted, logged (rate-limited) and skipped; the run goes
-on. Ctrl-C and SIGTERM stop the run cleanly with a final snapshot.
+The runner holds what every run has: sinks started and joined, Ctrl-C and SIGTERM handled,
+interval ticks, the epoch reset, snapshots on the hub and the final snapshot, written once.
+Where trains are processed is its executor's business (`beamstream.executors`):
+
+* `LocalExecutor`: a source in this process (the default; never imports Dask);
+* `beamstream.cluster.live.DaskLiveExecutor`: Dask workers pulling from the live source;
+* `beamstream.cluster.offline.DaskChunkExecutor`: chunks of an archived run, merged in a fixed
+  tree.
+
+An executor hands over `Partial` s (states and `Counters` of the trains since the last collect);
+the runner merges them into its total and publishes snapshots of it. Published states are never
+modified afterwards (merging makes new states), so a snapshot needs no copy.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from collections.abc import Iterable
+from typing import Any, Protocol, TextIO
 
+from beamstream.accumulation import Partial, check_version
 from beamstream.config import PipelineConfig
-from beamstream.control.controller import Controller, Switch
-from beamstream.control.segments import ClosedSegment
-from beamstream.processors.base import Rejected
+from beamstream.control.controller import Controller
+from beamstream.control.steering import Steering
+from beamstream.counters import Counters
 from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, Snapshot
-from beamstream.status import RunStatus, format_status_line
-from beamstream.streamer.ratelog import RateLimitedLog
-from beamstream.streamer.receiver import Receiver
-from beamstream.streamer.train import Train
+from beamstream.status import RateWindow, format_status_line, status_view
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "Executor"]
 
 log = logging.getLogger(__name__)
-_RECENT_IDS = 4096
-_BUSY_WINDOW_S = 0.5
+
+
+class Executor(Protocol):
+    """Where a run's trains are processed (see the module docstring and docs/architecture.md).
+
+    ``open`` starts it for a runner; ``pump`` works until the monotonic ``deadline`` (or
+    ``limit`` more trains, or `Runner.interrupted`) and returns False once no train will come;
+    ``collect`` hands over the partial since the last collect; ``close`` stops and hands over
+    the last one. ``pending`` gives the counters not yet collected (for the status line),
+    ``info`` executor facts for the status (workers, chunks), ``taken`` the trains taken so far.
+    """
+
+    taken: int
+    recorders: list[Sink]
+
+    def open(self, run: Runner) -> None: ...
+    def pump(self, deadline: float, limit: int | None) -> bool: ...
+    def collect(self) -> Partial | None: ...
+    def close(self) -> Partial | None: ...
+    def pending(self) -> Counters | None: ...
+    def info(self) -> dict[str, Any]: ...
+    # steered runs only (a runner with a controller): follow the runner's new pipeline and
+    # fingerprint from train ``boundary`` on (its partials so far were just collected)
+    def reconfigure(self, run: Runner, boundary: int) -> None: ...
 
 
 class Runner:
-    """Run a pipeline on a live stream (or on any iterable of trains).
+    """Run ``config`` with ``executor`` (a `LocalExecutor` on the config's source by default).
 
     Parameters
     ----------
     config
-        The pipeline configuration.
+        The pipeline configuration (checked by building the pipeline before anything runs).
+    executor
+        Where trains are processed.
     sinks
         Sinks to feed (each reads the hub in its own thread).
     hub
@@ -52,45 +82,44 @@ class Runner:
     status_out
         Where the live status line goes (None: nowhere).
     control
-        Config versions for this run (`beamstream.control.controller.Controller`): versions
-        it has queued are switched to before a train, all processors at once.
+        The run's config versions (`beamstream.control.controller.Controller`): queued
+        versions are switched to at a train boundary (`beamstream.control.steering.Steering`).
     """
 
     def __init__(
         self,
         config: PipelineConfig,
+        executor: Executor | None = None,
         sinks: Iterable[Sink] = (),
+        *,
         hub: Hub | None = None,
         states: States | None = None,
         status_out: TextIO | None = sys.stderr,
         control: Controller | None = None,
     ):
-        self.config = control.config if control is not None else config
-        config = self.config
-        self.pipeline = Pipeline(config)  # checks every processor before anything is received
+        from beamstream.executors import LocalExecutor
+
+        if control is not None:
+            config = control.config  # a resumed or replayed run starts from its version
+        self.config = config
+        self.pipeline = Pipeline(config)
+        self.fingerprint = config.fingerprint
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.hub = hub or Hub(config.run.records, config.text)
         self.sinks = list(sinks)
-        #: sinks that also take every received train (e.g. the raw recorder)
-        self._train_sinks = [s for s in self.sinks if getattr(s, "wants_trains", False)]
         self.states = states if states is not None else self.pipeline.empty_states()
-        self.status = RunStatus()
+        self.counters = Counters()
         self.status_out = status_out
         self.epoch = 0
+        self.started = time.time()
+        self._t0 = time.monotonic()
+        self._rates = RateWindow()
         self._seq = 0
         self._stop = threading.Event()
         self._reset = threading.Event()
-        self._recent_ids: dict[int, None] = {}
-        self._errlog = RateLimitedLog(log, interval=5.0)
-        self.receiver: Receiver | None = None
-        self.control = control
-        self.closed: list[ClosedSegment] = []
         self._snapshot_now = threading.Event()
-        self._segment_processed = 0  # trains processed before the current segment
-        if control is not None:
-            self.epoch = control.current.segment
-            self.hub.info["config_version"] = control.current.number
-            control.status = self.status_dict
-            control.on_snapshot = self._snapshot_now.set
+        self.control = control
+        self.steering = Steering(self, control) if control is not None else None
 
     # -- control (thread-safe) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -104,195 +133,120 @@ class Runner:
         else:
             self._reset.set()
 
-    # -- running ------------------------------------------------------------------------------
-    def run(
-        self,
-        trains: int | None = None,
-        duration: float | None = None,
-        source: Iterable[Train] | None = None,
-    ) -> dict[str, Any]:
-        """Process until ``trains`` trains were received, ``duration`` s passed, or a stop.
+    def request_snapshot(self) -> None:
+        """Publish a snapshot at the next tick (thread-safe)."""
+        self._snapshot_now.set()
 
-        ``source`` replaces the configured receiver (e.g. a replay reader); returns the final
-        status dict.
-        """
+    def interrupted(self) -> bool:
+        """True when the executor should hand control back (a stop or reset is pending)."""
+        return self._stop.is_set() or self._reset.is_set()
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, trains: int | None = None, duration: float | None = None) -> dict[str, Any]:
+        """Process until ``trains`` trains were taken, ``duration`` s passed, the executor has
+        no more trains, or a stop; returns the final status dict."""
         trains = trains if trains is not None else self.config.run.trains
         duration = duration if duration is not None else self.config.run.duration
-        for sink in self.sinks:
+        outputs = self.sinks + [r for r in self.executor.recorders if r not in self.sinks]
+        for sink in outputs:
             sink.start(self.hub)
         restore = self._install_signal_handlers()
         try:
-            self._loop(self._trains(source), trains, duration)
+            self.executor.open(self)
+            self._loop(trains, duration)
         finally:
-            if self.receiver is not None:
-                self.receiver.close()
-            restore()
-            self.publish(final=True)
-            self.hub.close()
-            for sink in self.sinks:
-                sink.join(timeout=30)
+            try:
+                self.apply(self.executor.close())
+            finally:
+                restore()
+                self.publish(final=True)
+                self.hub.close()
+                for sink in outputs:
+                    sink.join(timeout=60)
         return self.status_dict()
 
-    def _trains(self, source: Iterable[Train] | None) -> Iterator[Train | None]:
-        """Trains, or None when none arrived for a short while (so the loop can tick)."""
-        if source is not None:
-            for train in source:
-                if not train.received_at:
-                    train.received_at = time.monotonic()
-                yield train
-            return
-        src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
-        idle_since = time.monotonic()
-        while not self.receiver.closed:
-            train = self.receiver.get(timeout=0.2)
-            if train is not None:
-                idle_since = time.monotonic()
-            elif src.timeout is not None and time.monotonic() - idle_since > src.timeout:
-                log.warning("no train for %.1f s: stopping", src.timeout)
-                return
-            yield train
-
-    def _loop(
-        self, feed: Iterator[Train | None], trains: int | None, duration: float | None
-    ) -> None:
+    def _loop(self, trains: int | None, duration: float | None) -> None:
+        run = self.config.run
         t0 = time.monotonic()
-        next_snapshot = t0 + self.config.run.interval
-        next_status = t0 + self.config.run.status_interval
-        received = 0
-        busy, window_start = 0.0, t0
-        for train in feed:
+        next_snapshot, next_status = t0 + run.interval, t0 + run.status_interval
+        end = t0 + duration if duration is not None else float("inf")
+        while True:
             if self._reset.is_set():
                 self._new_epoch()
-            if train is not None:
-                received += 1
-                started = time.monotonic()
-                if self.control is not None:
-                    switch = self.control.next_switch(train.train_id)
-                    if switch is not None:
-                        self._switch(switch)
-                self.process(train)
-                if self.control is not None:
-                    self.control.processed(train.train_id)
-                busy += time.monotonic() - started
+            limit = None if trains is None else trains - self.executor.taken
+            more = self.executor.pump(min(next_snapshot, next_status, end), limit)
             now = time.monotonic()
-            if now - window_start >= _BUSY_WINDOW_S:
-                # the fraction of time spent processing: displays back off when it nears 1
-                self.hub.busy = busy / (now - window_start)
-                busy, window_start = 0.0, now
             if now >= next_snapshot or self._snapshot_now.is_set():
                 self._snapshot_now.clear()
+                self.collect()
                 self.publish()
-                next_snapshot = now + self.config.run.interval
+                next_snapshot = now + run.interval
             if now >= next_status:
                 self._print_status()
-                next_status = now + self.config.run.status_interval
-            if self._stop.is_set() or (trains is not None and received >= trains):
-                break
-            if duration is not None and now - t0 >= duration:
-                break
+                next_status = now + run.status_interval
+            if not more or self._stop.is_set() or now >= end:
+                return
+            if trains is not None and self.executor.taken >= trains:
+                return
 
-    def process(self, train: Train) -> bool:
-        """Process one train into the current states; True when it was accepted."""
-        self.status.seen(train.train_id)
-        for sink in self._train_sinks:
-            sink.put_train(train)  # must not block: the sink queues it for its own thread
-        if train.train_id in self._recent_ids:
-            self.status.reject("duplicate train id")
-            return False
-        self._remember(train.train_id)
-        try:
-            view = self.pipeline.process(train, self.states)
-        except Rejected as r:
-            self.status.reject(r.reason)
-            return False
-        except Exception as e:  # one bad train must not stop the run
-            kind = type(e).__name__
-            self.status.error(kind)
-            self._errlog.error(kind, "train %d skipped: %s: %s", train.train_id, kind, e)
-            return False
-        latency = time.monotonic() - train.received_at if train.received_at else 0.0
-        self.status.accepted(train.train_id, int(view.records.get("accepted_frames", 0)), latency)
-        self.hub.add_record(view.records)
-        self.hub.set_latest(view)
-        return True
+    def collect(self) -> None:
+        """Merge the executor's partial since the last collect into the run's total."""
+        self.apply(self.executor.collect())
 
-    def _remember(self, tid: int) -> None:
-        self._recent_ids[tid] = None
-        if len(self._recent_ids) > _RECENT_IDS:
-            del self._recent_ids[next(iter(self._recent_ids))]
+    def apply(self, part: Partial | None) -> None:
+        """Merge one partial (states, counters, records) into the run's total."""
+        if part is not None and self.steering is not None:
+            part = self.steering.take_apart(part)  # other versions' partials go their way
+        if part is None:
+            return
+        check_version(self.fingerprint, part)
+        if part.cumulative:
+            self.states = part.states
+        else:
+            self.states = self.pipeline.merge(self.states, part.states)
+        self.counters = self.counters.merge(part.counters)
+        self._rates.add(self.counters)
+        for rec in part.records:
+            self.hub.add_record(rec)
 
     def _new_epoch(self) -> None:
         self._reset.clear()
+        self.collect()
         self.publish()
         self.epoch += 1
         self.states = self.pipeline.empty_states()
         log.info("accumulation reset: epoch %d", self.epoch)
 
-    def _switch(self, switch: Switch) -> None:
-        """Change to the versions of ``switch`` before the next train."""
-        if switch.new_segment:
-            self._close_segment()
-        if switch.pipeline is not None:
-            self.pipeline, self.config = switch.pipeline, switch.config
-            self.hub.config_text = self.config.text
-        if switch.new_segment:
-            self.states = self.pipeline.empty_states()
-        self.hub.info["config_version"] = switch.version.number
-        log.info(
-            "config version %d (%s) from the next train", switch.version.number, switch.version.kind
-        )
-
-    def _close_segment(self) -> None:
-        """Keep the states of the current segment (never merged with the next one)."""
-        self.publish()
-        mine = [v for v in self.control.log.list() if v.segment == self.epoch]
-        firsts = [v.first_train_id for v in mine if v.first_train_id is not None]
-        lasts = [v.last_train_id for v in mine if v.last_train_id is not None]
-        processed = int(self.status_dict().get("processed", 0))
-        self.closed.append(
-            ClosedSegment(
-                index=self.epoch,
-                versions=tuple(v.number for v in mine),
-                first_train_id=min(firsts) if firsts else None,
-                last_train_id=max(lasts) if lasts else None,
-                processed=processed - self._segment_processed,
-                states=self.states,
-                pipeline=self.pipeline,
-            )
-        )
-        self._segment_processed = processed
-        self.epoch += 1
-
     def status_dict(self) -> dict[str, Any]:
-        rx = self.receiver.stats() if self.receiver is not None else None
-        status = self.status.snapshot(rx)
+        """The run's status: a view of its counters (with the executor's uncollected ones)."""
+        counters = self.counters
+        pending = self.executor.pending()
+        if pending is not None:
+            counters = counters.merge(pending)
+            self._rates.add(counters)
+        status = status_view(
+            counters, self.started, time.monotonic() - self._t0, self._rates.rates()
+        )
         status["epoch"] = self.epoch
+        status.update(self.executor.info())
         status.update(self.hub.info)
         return status
 
     def publish(self, final: bool = False) -> Snapshot:
-        """Finalize the current states and publish a snapshot to the hub."""
+        """Publish a snapshot of the current states (finalized lazily, in a sink's thread)."""
         self._seq += 1
-        status = self.status_dict()
-        states = {k: _copy_state(s) for k, s in self.states.items()}
-        # finalized lazily from the copied states, in the first sink thread that reads it
+        states = dict(self.states)
         results = functools.partial(self.pipeline.finalize, states)
-        versions = (
-            tuple(dataclasses.replace(v) for v in self.control.log.list())
-            if self.control is not None
-            else ()
-        )
         snap = Snapshot(
             self._seq,
             time.time(),
             results,
             states,
-            status,
-            self.epoch,
-            final,
-            versions=versions,
-            closed=tuple(self.closed),
+            status=self.status_dict(),
+            epoch=self.epoch,
+            final=final,
+            versions=self.steering.versions() if self.steering is not None else (),
+            closed=tuple(self.steering.closed) if self.steering is not None else (),
         )
         self.hub.publish(snap)
         return snap
@@ -322,7 +276,3 @@ class Runner:
                 signal.signal(s, h)
 
         return restore
-
-
-def _copy_state(state: Any) -> Any:
-    return state.copy() if hasattr(state, "copy") else copy.deepcopy(state)

@@ -1,4 +1,9 @@
-"""`RunStatus`: counters, rates and latency percentiles of a running pipeline."""
+"""The status of a run: a view of its `Counters` with rates, as a plain dict and one line.
+
+`status_view` gives the keys every reader uses (status line, hub, dashboard, HDF5 provenance,
+``beamstream run``'s summary): ``processed``, ``received``, ``frames``, ``drops``, ``rejected``,
+``errors``, latency percentiles, train-id ranges, rates and times.
+"""
 
 from __future__ import annotations
 
@@ -6,90 +11,60 @@ import collections
 import time
 from typing import Any
 
-import numpy as np
+from beamstream.counters import Counters
 
-__all__ = ["RunStatus", "format_status_line"]
-
-_WINDOW_S = 2.0
+__all__ = ["RateWindow", "status_view", "format_status_line"]
 
 
-class RunStatus:
-    """Counts trains processed/rejected/failed, frames, and per-train processing latency.
+class RateWindow:
+    """Trains and frames per second over the last ``window`` seconds of samples."""
 
-    Latency is measured from a train's receipt (the receiver's time stamp) to the end of its
-    processing; p50/p99 are over the last ``latency_window`` trains.
-    """
+    def __init__(self, window: float = 2.0):
+        self.window = window
+        self._samples: collections.deque[tuple[float, int, int]] = collections.deque()
 
-    def __init__(self, latency_window: int = 1000):
-        self.started = time.time()
-        self._t0 = time.monotonic()
-        self.processed = 0
-        self.received = 0
-        self.frames = 0
-        self.rejected: collections.Counter[str] = collections.Counter()
-        self.errors: collections.Counter[str] = collections.Counter()
-        self.first_train_id: int | None = None
-        self.last_train_id: int | None = None
-        self.accepted_ids: tuple[int, int] | None = None
-        self._latency: collections.deque[float] = collections.deque(maxlen=latency_window)
-        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+    def add(self, counters: Counters, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._samples.append((now, counters.processed, counters.frames))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.window:
+            self._samples.popleft()
 
-    def seen(self, train_id: int) -> None:
-        self.received += 1
-        if self.first_train_id is None:
-            self.first_train_id = train_id
-        self.last_train_id = train_id
+    def rates(self) -> tuple[float, float]:
+        """``(trains_per_s, frames_per_s)``."""
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        (t0, p0, f0), (t1, p1, f1) = self._samples[0], self._samples[-1]
+        if t1 <= t0:
+            return 0.0, 0.0
+        return (p1 - p0) / (t1 - t0), (f1 - f0) / (t1 - t0)
 
-    def accepted(self, train_id: int, frames: int, latency: float) -> None:
-        self.processed += 1
-        self.frames += frames
-        lo, hi = self.accepted_ids or (train_id, train_id)
-        self.accepted_ids = (min(lo, train_id), max(hi, train_id))
-        self._latency.append(latency)
-        now = time.monotonic()
-        self._recent.append((now, frames))
-        while len(self._recent) > 2 and now - self._recent[0][0] > _WINDOW_S:
-            self._recent.popleft()
 
-    def reject(self, reason: str) -> None:
-        self.rejected[reason] += 1
-
-    def error(self, kind: str) -> None:
-        self.errors[kind] += 1
-
-    def snapshot(self, receiver_stats: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A plain dict for the hub, the sinks and the status line."""
-        now = time.monotonic()
-        span = now - self._recent[0][0] if len(self._recent) > 1 else 0.0
-        n = len(self._recent) - 1
-        frames = sum(f for _, f in list(self._recent)[1:])
-        lat = np.asarray(self._latency) if self._latency else None
-        rx = receiver_stats or {}
-        drops = {**rx.get("dropped", {})}
-        drops.update({f"rejected:{k}": v for k, v in self.rejected.items()})
-        drops.update({f"error:{k}": v for k, v in self.errors.items()})
-        return {
-            "run_time_s": now - self._t0,
-            "started": self.started,
-            "processed": self.processed,
-            "received": rx.get("received", self.received),
-            "frames": self.frames,
-            "trains_per_s": n / span if span > 0 else 0.0,
-            "frames_per_s": frames / span if span > 0 else 0.0,
-            "MB_per_s": rx.get("MB_per_s", 0.0),
-            "drops": drops,
-            "rejected": dict(self.rejected),
-            "errors": dict(self.errors),
-            "latency_p50_s": float(np.percentile(lat, 50)) if lat is not None else None,
-            "latency_p99_s": float(np.percentile(lat, 99)) if lat is not None else None,
-            "first_train_id": self.first_train_id,
-            "last_train_id": self.last_train_id,
-            "accepted_train_ids": self.accepted_ids,
-        }
+def status_view(
+    counters: Counters, started: float, run_time: float, rates: tuple[float, float] = (0, 0)
+) -> dict[str, Any]:
+    """The status dict of a run (see the module docstring)."""
+    return {
+        "run_time_s": run_time,
+        "started": started,
+        "processed": counters.processed,
+        "received": counters.received,
+        "frames": counters.frames,
+        "trains_per_s": float(rates[0]),
+        "frames_per_s": float(rates[1]),
+        "MB_per_s": counters.source_rate(),
+        "drops": counters.drops(),
+        "rejected": dict(counters.rejected),
+        "errors": dict(counters.errors),
+        "latency_p50_s": counters.latency(50),
+        "latency_p99_s": counters.latency(99),
+        "first_train_id": counters.first_train_id,
+        "last_train_id": counters.last_train_id,
+        "accepted_train_ids": counters.accepted_ids,
+    }
 
 
 def format_status_line(s: dict[str, Any]) -> str:
-    """One human-readable line from `RunStatus.snapshot`."""
+    """One human-readable line from `status_view`."""
     drops = ", ".join(f"{k}={v}" for k, v in sorted(s["drops"].items())) or "none"
     p50, p99 = s["latency_p50_s"], s["latency_p99_s"]
     lat = f"{p50 * 1e3:.1f}/{p99 * 1e3:.1f} ms" if p50 is not None else "-"

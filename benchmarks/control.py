@@ -85,7 +85,7 @@ class Session:
         from beamstream.control.client import ControlClient
         from beamstream.control.controller import Controller
         from beamstream.runner import Runner
-        from beamstream.streamer.simulate import DsscSimulator
+        from beamstream.simulate import DsscSimulator
 
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.rate, self.changes, self.period = rate, changes, period
@@ -99,17 +99,17 @@ class Session:
         self.latencies: list[float] = []
         self.sent = 0
         self._stop = threading.Event()
-        process = self.runner.process
+        executor = self.runner.executor
+        process = executor._process
 
-        def timed(train: Any) -> bool:
-            ok = process(train)
+        def timed(train: Any) -> None:
+            process(train)
             self.done_at[train.train_id] = time.monotonic()
-            return ok
 
-        self.runner.process = timed  # type: ignore[method-assign]
+        executor._process = timed  # type: ignore[method-assign]
 
     def _serve(self) -> None:
-        from beamstream.streamer.simulate import simulate
+        from beamstream.simulate import simulate
 
         result = simulate(self.sim, self.endpoint, "REP", rate=self.rate, stop_event=self._stop)
         self.sent = int(result.get("sent", 0))

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor  # noqa: E402
 from beamstream.runner import Runner
 from beamstream.sinks.dashboard import DashboardSink
 from beamstream.streamer.train import Train
@@ -210,7 +211,8 @@ def run_once(
         sink = DashboardSink(port=0, update_hz=update_hz, out=None)
         sinks.append(sink)
     config = CONFIG.replace("THREADS", str(THREADS))
-    runner = Runner(parse_config(config, "bench.toml"), sinks, status_out=None)
+    executor = LocalExecutor()
+    runner = Runner(parse_config(config, "bench.toml"), executor, sinks, status_out=None)
     if driver is not None:  # the server must be up to load the page: start it ahead
         sink.open(runner.hub)  # the runner's own open() then keeps this server
         driver.get(sink.url)
@@ -242,11 +244,12 @@ def run_once(
                 state["t0"] = now
             elif "t_settled" not in state and now - state["t0"] >= settle:
                 # steady state: the page has built its panels for the first results
-                state["t_settled"], state["n_settled"] = now, runner.status.processed
+                state["t_settled"], state["n_settled"] = now, runner.status_dict()["processed"]
                 state["cpu0"] = cpu_now()
             yield t
 
-    status = runner.run(source=feed(), duration=duration + settle)
+    executor.source = feed()
+    status = runner.run(duration=duration + settle)
     elapsed = time.monotonic() - state.get("t_settled", state["t0"])
     throughput = (status["processed"] - state.get("n_settled", 0)) / elapsed
     if cpu is not None and "cpu0" in state and "cpu1" in state:

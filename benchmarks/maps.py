@@ -25,7 +25,7 @@ from _common import write_json  # noqa: E402
 
 from beamstream.config import load_config  # noqa: E402
 from beamstream.processors.pipeline import Pipeline  # noqa: E402
-from beamstream.streamer.simulate import SaxsSimulator  # noqa: E402
+from beamstream.simulate import SaxsSimulator  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "scan_map.toml"
 

@@ -64,8 +64,8 @@ def make_recording(run: Path, out: Path) -> None:
     """Record the run's trains as they arrive on the wire (a beamstream raw recording)."""
     import warnings
 
+    from beamstream.formats.raw import RawWriter
     from beamstream.replay import open_reader
-    from beamstream.sinks.recorder import RawWriter
     from beamstream.streamer.protocol import decode_train, encode_train
 
     warnings.simplefilter("ignore")

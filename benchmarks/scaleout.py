@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, write_json  # noqa: E402
 
 from beamstream.cluster.dask_backend import DaskBackend  # noqa: E402
-from beamstream.cluster.live import LiveDriver  # noqa: E402
+from beamstream.cluster.live import DaskLiveExecutor  # noqa: E402
 from beamstream.config import parse_config  # noqa: E402
+from beamstream.runner import Runner  # noqa: E402
 from beamstream.streamer.protocol import encode_train  # noqa: E402
 from beamstream.streamer.train import Train  # noqa: E402
 
@@ -109,17 +110,18 @@ def measure(backend: DaskBackend, workers: int, seconds: float, endpoint: str) -
     """Trains per second taken by ``workers`` workers over ``seconds`` after a warm-up."""
     config = parse_config(CONFIG.format(endpoint=endpoint))
     source = Source(endpoint)
-    driver = LiveDriver(config, backend, status_out=None, workers=workers)
+    executor = DaskLiveExecutor(backend, workers=workers)
+    driver = Runner(config, executor, status_out=None)
     runner = threading.Thread(target=driver.run, daemon=True)
     runner.start()
     try:
-        while len(driver.slots) < workers or driver.cstatus.processed < 4 * workers:
+        while len(executor.slots) < workers or driver.counters.processed < 4 * workers:
             if not runner.is_alive():
                 raise RuntimeError("the run ended before the warm-up")
             time.sleep(0.1)
 
         def taken() -> tuple[float, int]:
-            peeks = driver._peek(driver._alive())
+            peeks = executor._peek(executor._alive())
             return time.perf_counter(), sum(p["taken"] for p in peeks.values() if p)
 
         t0, n0 = taken()

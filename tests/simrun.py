@@ -7,7 +7,7 @@ from pathlib import Path
 
 from beamstream.config import load_config
 from beamstream.runner import Runner
-from beamstream.streamer.simulate import SimulatedDetector, simulate
+from beamstream.simulate import SimulatedDetector, simulate
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 

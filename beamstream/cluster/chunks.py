@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from beamstream.cluster.partial import Accumulation, Partial
+from beamstream.accumulation import Accumulation, Partial
 from beamstream.cluster.spec import PipelineSpec, borrowed_pipeline
 from beamstream.replay import open_reader, parse_trains
 from beamstream.replay.select import TrainRange

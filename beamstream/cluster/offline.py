@@ -18,17 +18,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TextIO
 
+import numpy as np
+
+from beamstream.accumulation import Partial, check_version
 from beamstream.cluster.chunks import Chunk, MergeTree, plan_chunks, process_chunk
-from beamstream.cluster.partial import ConfigVersionError, Partial
 from beamstream.cluster.spec import PipelineSpec
-from beamstream.cluster.status import ClusterStatus
 from beamstream.config import PipelineConfig
+from beamstream.counters import Counters
 from beamstream.processors.pipeline import States
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
 
-__all__ = ["Reprocessor", "reprocess"]
+__all__ = ["DaskChunkExecutor", "reprocess"]
 
 log = logging.getLogger(__name__)
 
@@ -43,70 +45,95 @@ class MapBackend(Protocol):
     ) -> Iterator[tuple[int, Any]]: ...
 
 
-class Reprocessor(Runner):
-    """Publishes the growing merge of chunk results like a `Runner` publishes a live run.
+class DaskChunkExecutor:
+    """Process the chunks of an archived run and merge them in a tree fixed by chunk index.
+
+    Each collect hands the runner the merge of the chunks completed so far (cumulative), so the
+    final states do not depend on which chunk finished first.
 
     Parameters
     ----------
-    config
-        The pipeline.
     chunks
         The chunks to process (indices ``0 .. len - 1``).
     backend
         A Dask backend, or None to process the chunks in this process.
-    sinks, hub, status_out
-        As for `Runner`.
     retries
         Retries of a failed chunk (Dask only).
     chunk_fn
         The chunk task (`process_chunk`; tests swap in one that kills its worker).
     """
 
+    recorders: list = []
+
     def __init__(
         self,
-        config: PipelineConfig,
         chunks: list[Chunk],
         backend: MapBackend | None = None,
-        sinks: Iterable[Sink] = (),
-        hub: Hub | None = None,
-        status_out: TextIO | None = sys.stderr,
+        *,
         retries: int = 2,
         chunk_fn: ChunkFn = process_chunk,
     ):
-        super().__init__(config, sinks, hub, None, status_out)
         self.chunks = chunks
         self.backend = backend
         self.retries = retries
         self.chunk_fn = chunk_fn
-        self.spec = PipelineSpec.from_config(config)
-        self.cstatus = ClusterStatus()
-        self.cstatus.chunks_total = len(chunks)
-        self.tree: MergeTree[States] | None = (
-            MergeTree(len(chunks), self.pipeline.merge) if chunks else None
-        )
+        self.taken = 0
+        self.chunks_done = 0
+        self._counters = Counters()
+        self._ids: list[np.ndarray] = []
         self._records: dict[int, list[dict[str, Any]]] = {}
+        self._ready: list[dict[str, Any]] = []
         self._next_records = 0
 
-    def run(self, trains: int | None = None, duration: float | None = None, source: Any = None):
-        """Process every chunk; returns the final status (``trains``/``duration`` unused)."""
-        for sink in self.sinks:
-            sink.start(self.hub)
-        restore = self._install_signal_handlers()
-        try:
-            self._loop_chunks()
-        finally:
-            restore()
-            if self.tree is not None and self.tree.complete:
-                self.states = self.tree.root()
-            else:
-                self._show_frontier()
-            self.publish(final=True)
-            self.hub.close()
-            for sink in self.sinks:
-                sink.join(timeout=60)
-        return self.status_dict()
+    # -- executor interface -------------------------------------------------------------------
+    def open(self, run: Runner) -> None:
+        self.run = run
+        self.spec = PipelineSpec.from_config(run.config)
+        self.tree: MergeTree[States] | None = (
+            MergeTree(len(self.chunks), run.pipeline.merge) if self.chunks else None
+        )
+        self._results = self._iter_results()
 
-    def _results(self) -> Iterator[tuple[int, Partial]]:
+    def pump(self, deadline: float, limit: int | None) -> bool:
+        while not self.run.interrupted():
+            item = next(self._results, None)
+            if item is None:
+                return False
+            self.add(*item)
+            if time.monotonic() >= deadline:
+                return True
+        if self.run._stop.is_set():
+            log.warning("stopped after %d of %d chunks", self.chunks_done, len(self.chunks))
+        return True
+
+    def collect(self) -> Partial | None:
+        counters, self._counters = self._counters, Counters()
+        ids, self._ids = self._ids, []
+        records, self._ready = self._ready, []
+        states = self._merged()
+        return Partial(
+            self.spec.fingerprint,
+            states if states is not None else self.run.pipeline.empty_states(),
+            counters,
+            np.concatenate(ids) if ids else np.zeros(0, np.int64),
+            records,
+            cumulative=states is not None,
+        )
+
+    def close(self) -> Partial | None:
+        if not hasattr(self, "_results"):  # never opened
+            return None
+        self._results.close()  # cancels the chunks not yet done
+        return self.collect()
+
+    def pending(self) -> Counters | None:
+        return self._counters
+
+    def info(self) -> dict[str, Any]:
+        return {"chunks_done": self.chunks_done, "chunks_total": len(self.chunks)}
+
+    # -- chunks -------------------------------------------------------------------------------
+    def _iter_results(self) -> Iterator[tuple[int, Partial]]:
         if self.backend is None:
             for c in self.chunks:
                 yield c.index, self.chunk_fn(self.spec, c)
@@ -115,58 +142,33 @@ class Reprocessor(Runner):
                 self.chunk_fn, self.chunks, self.spec, retries=self.retries
             )
 
-    def _loop_chunks(self) -> None:
-        run = self.config.run
-        next_snapshot = time.monotonic() + run.interval
-        next_status = time.monotonic() + run.status_interval
-        for index, part in self._results():
-            self.add(index, part)
-            now = time.monotonic()
-            if now >= next_snapshot:
-                self._show_frontier()
-                self.publish()
-                next_snapshot = now + run.interval
-            if now >= next_status:
-                self._print_status()
-                next_status = now + run.status_interval
-            if self._stop.is_set():
-                done, total = self.cstatus.chunks_done, len(self.chunks)
-                log.warning("stopped after %d of %d chunks", done, total)
-                return
-
     def add(self, index: int, part: Partial) -> None:
         """Add one chunk's result: states into the tree, counters, records in chunk order."""
-        if part.fingerprint != self.spec.fingerprint:
-            raise ConfigVersionError(
-                f"chunk {index}: states of config version {part.fingerprint}, not "
-                f"{self.spec.fingerprint}: never merged"
-            )
+        check_version(self.spec.fingerprint, part, f"chunk {index}:")
         assert self.tree is not None
         self.tree.add(index, part.states)
-        self.cstatus.add(part)
-        self.cstatus.chunks_done += 1
+        self._counters = self._counters.merge(part.counters)
+        self._ids.append(part.train_ids)
+        self.taken += part.counters.received
+        self.chunks_done += 1
         self._records[index] = part.records
         while self._next_records in self._records:
-            for rec in self._records.pop(self._next_records):
-                self.hub.add_record(rec)
+            self._ready += self._records.pop(self._next_records)
             self._next_records += 1
 
-    def _show_frontier(self) -> None:
-        """Set ``states`` to the merge of everything so far (for a progress snapshot)."""
+    def _merged(self) -> States | None:
+        """The merge of every chunk so far (the tree's root once complete), or None."""
         if self.tree is None:
-            return
+            return None
+        if self.tree.complete:
+            return self.tree.root()
         parts = self.tree.frontier()
-        if parts:
-            total = parts[0]
-            for p in parts[1:]:
-                total = self.pipeline.merge(total, p)
-            self.states = total
-
-    def status_dict(self) -> dict[str, Any]:
-        status = self.cstatus.snapshot()
-        status["epoch"] = self.epoch
-        status.update(self.hub.info)
-        return status
+        if not parts:
+            return None
+        total = parts[0]
+        for p in parts[1:]:
+            total = self.run.pipeline.merge(total, p)
+        return total
 
 
 def reprocess(
@@ -190,5 +192,6 @@ def reprocess(
     (`beamstream.replay.open_reader`).
     """
     chunks = plan_chunks(path, trains_per_chunk, format, trains, **reader_options)
-    driver = Reprocessor(config, chunks, backend, sinks, hub, status_out, retries, chunk_fn)
-    return driver.run()
+    executor = DaskChunkExecutor(chunks, backend, retries=retries, chunk_fn=chunk_fn)
+    runner = Runner(config, executor, sinks, hub=hub, status_out=status_out)
+    return runner.run()

@@ -11,25 +11,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from beamstream.accumulation import Partial, combine
 from beamstream.config import PipelineConfig, parse_config
 from beamstream.processors.pipeline import Pipeline
 
-__all__ = ["PipelineSpec", "borrowed_pipeline", "config_fingerprint"]
-
-
-def config_fingerprint(config_text: str) -> str:
-    """The config version: a hash of the processing-relevant parts of the TOML text.
-
-    Partial states of different fingerprints are never merged (see
-    `beamstream.cluster.partial.merge_partials`).
-    """
-    from beamstream.sinks.h5layout import pipeline_fingerprint
-
-    return pipeline_fingerprint(config_text)
+__all__ = ["PipelineSpec", "borrowed_pipeline", "merge_partials"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +51,13 @@ class PipelineSpec:
         return cls(
             config.text,
             path,
-            tuple(asdict(config.source).items()),
+            tuple(
+                (f.name, getattr(config.source, f.name))
+                for f in fields(config.source)
+                if f.name != "options"  # from the text: never overridden
+            ),
             tuple(asdict(config.run).items()),
-            config_fingerprint(config.text),
+            config.fingerprint,
         )
 
     def config(self) -> PipelineConfig:
@@ -93,3 +87,9 @@ def borrowed_pipeline(spec: PipelineSpec) -> Iterator[Pipeline]:
     finally:
         with _POOL_LOCK:
             _POOL.setdefault(spec, []).append(pipeline)
+
+
+def merge_partials(spec: PipelineSpec, a: Partial, b: Partial) -> Partial:
+    """`combine` with a pooled pipeline of ``spec`` (the Dask merge-tree task)."""
+    with borrowed_pipeline(spec) as pipeline:
+        return combine(pipeline, a, b)

@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Any
 
-from beamstream.cluster.partial import Accumulation, Partial
+from beamstream.accumulation import Accumulation, Partial
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.processors.pipeline import Pipeline
-from beamstream.streamer.receiver import Receiver
+from beamstream.sources import Source, open_source
 
 __all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_switch", "live_finish"]
 
@@ -43,8 +43,10 @@ class LiveWorker:
         self.name = name
         self.config = spec.config()
         self.pipeline = Pipeline(self.config)
-        self.acc = Accumulation(self.pipeline, spec.fingerprint, self.config.run.records)
-        self.receiver: Receiver | None = None
+        self.acc = Accumulation(
+            self.pipeline, spec.fingerprint, max_records=self.config.run.records
+        )
+        self.receiver: Source | None = None
         #: the version before the last switch: trains with ids below ``switch_at`` go there
         self.old: Accumulation | None = None
         self.switch_at: int | None = None
@@ -58,8 +60,7 @@ class LiveWorker:
 
     def run(self) -> dict[str, Any]:
         """Receive and process until `stop`; returns the receiver's final stats."""
-        src = self.config.source
-        self.receiver = Receiver(src.endpoint, src.socket, queue=src.queue, policy=src.policy)
+        self.receiver = open_source(self.config)
         try:
             while not self._stop.is_set():
                 train = self.receiver.get(timeout=0.2)
@@ -89,7 +90,7 @@ class LiveWorker:
         with self._lock:
             out = self.acc.take({self.name: rx})
             out.previous, self.previous = self.previous, []
-            if self.old is not None and self.old.received:
+            if self.old is not None and self.old.counters.received:
                 out.previous.append(self.old.take())
             return out
 
@@ -100,11 +101,11 @@ class LiveWorker:
         worker had already processed a train at or beyond the boundary with the old version.
         """
         config = spec.config()
-        acc = Accumulation(Pipeline(config), spec.fingerprint, config.run.records)
+        acc = Accumulation(Pipeline(config), spec.fingerprint, max_records=config.run.records)
         with self._lock:
             late = self.last_id >= from_train_id
             acc._recent = self.acc._recent  # one window of duplicate ids
-            if self.old is not None and self.old.received:
+            if self.old is not None and self.old.counters.received:
                 self.previous.append(self.old.take())
             self.old, self.acc, self.switch_at = self.acc, acc, int(from_train_id)
             self.spec, self.config = spec, config

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 
 from beamstream.control.versions import Version, write_versions
+from beamstream.formats.h5layout import h5name, iter_results, read_result, read_tree, write_result
 from beamstream.processors.base import Result
-from beamstream.sinks.h5layout import h5name, iter_results, read_result, read_tree, write_result
 
 __all__ = ["ClosedSegment", "write_control", "read_segments"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from beamstream.config import PipelineConfig, parse_config
+from beamstream.config import text_fingerprint as pipeline_fingerprint
 from beamstream.control.api import ControlServer
 from beamstream.control.controller import Controller
 from beamstream.control.persist import load_applied
 from beamstream.control.segments import ClosedSegment, read_segments
 from beamstream.control.versions import read_versions
-from beamstream.sinks.h5layout import pipeline_fingerprint
 
 __all__ = ["ControlSession", "results_path"]
 
@@ -110,7 +110,8 @@ class ControlSession:
         """Serve the API for the duration of the run (on the dashboard, or on its own port)."""
         from beamstream.sinks.dashboard import connect_control
 
-        runner.closed[:0] = self.closed_segments()
+        if runner.steering is not None:
+            runner.steering.closed[:0] = self.closed_segments()
         if connect_control(sinks, self.controller, token) is None:
             self.server = ControlServer(self.controller, port, address, token)
             self.url = self.server.start()
@@ -134,7 +135,7 @@ def _resumable_log(resume: str) -> Any:
     saved = load_applied(resume)
     in_file = read_versions(resume) if Path(resume).is_file() else None
     try:
-        from beamstream.sinks.results import read_results_file
+        from beamstream.formats.results import read_results_file
 
         stored = read_results_file(resume).config_text
     except (OSError, ValueError):

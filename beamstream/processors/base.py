@@ -1,22 +1,102 @@
-"""The processor contract: `Transform`, `Accumulator`, `Result` and the `TrainView` they share.
+"""The processor contract: `Transform`, `Accumulator`, `State`, `Context`, `Result`, `TrainView`.
 
 A pipeline runs, for every train, its transforms in order (each may reject the train) and then
-every accumulator's ``update(state, view)``. Accumulator states merge exactly (see
-`beamstream.processors.state.BinnedState`); means, intensities and differences are computed only in
-``finalize``.
+every accumulator's ``update(state, view)``. Accumulator states follow the `State` protocol and
+merge exactly (see `beamstream.processors.state.BinnedState`); means, intensities and differences
+are computed only in ``finalize``.
+
+Building: `Processor.from_config` gets the processor's config table and a `Context` (instance
+name, frame-pattern slots, scan units, frame shape and dims, geometry, the config's folder); the
+default passes the table to the constructor, and a processor that needs the context says so by
+overriding it. Processors declare the per-train products they `provide` and `require`; the
+pipeline refuses one whose requirement no earlier processor provides. The frame pattern comes
+only from a transform's declared `Transform.frame_pattern`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 
 from beamstream.streamer.train import Train
 
-__all__ = ["Result", "TrainView", "Transform", "Accumulator", "Rejected", "Processor"]
+__all__ = [
+    "Result",
+    "TrainView",
+    "Transform",
+    "Accumulator",
+    "Rejected",
+    "Processor",
+    "State",
+    "Context",
+]
+
+
+@runtime_checkable
+class State(Protocol):
+    """What an accumulator state is: mergeable, copyable, storable as plain arrays.
+
+    ``merge(other)`` returns a new state equal to having processed the trains of both
+    (associative, commutative; the inputs are not modified); ``copy()`` an independent copy;
+    ``to_dict()`` / ``from_dict(d)`` a plain dict of arrays and values (what HDF5 stores to
+    resume and merge files), a round trip that is exact; ``compatible(other)`` raises
+    ValueError unless the two may merge (same configuration).
+    """
+
+    def merge(self, other: Any) -> Any: ...
+    def copy(self) -> Any: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any: ...
+    def compatible(self, other: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a processor may know about its pipeline when it is built.
+
+    Attributes
+    ----------
+    name
+        The instance name (the ``name`` key of its table, else its type name).
+    slots
+        The frame-pattern slot names declared by the frame selector before it, else
+        ``("image",)``.
+    scan_units
+        Units of the scan variable (empty without one).
+    frame_shape, dims
+        The source's declared frame shape and layout, when given.
+    geometry
+        Detector geometry when known (None otherwise).
+    config_dir
+        The folder of the config file (relative paths are resolved against it already).
+    provided
+        Per-train product keys provided by the processors before this one.
+    """
+
+    name: str
+    slots: tuple[str, ...] = ("image",)
+    scan_units: str = ""
+    frame_shape: tuple[int, ...] | None = None
+    dims: tuple[str, ...] | None = None
+    geometry: Any = None
+    config_dir: Path | None = None
+    provided: frozenset[str] = frozenset()
+
+    def fill(self, params: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+        """``params`` with ``keys`` (``name``, ``slots``, ``scan_units``, ``frame_shape``) taken
+        from the context where the table does not set them."""
+        out = dict(params)
+        for key in keys:
+            value = getattr(self, key)
+            if key not in out and value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 class Rejected(Exception):
@@ -122,7 +202,26 @@ class Processor:
     """
 
     kind: ClassVar[str] = ""
+    #: `Context` values the constructor takes as keyword arguments (unless the table sets
+    #: them): any of ``name``, ``slots``, ``scan_units``, ``frame_shape``
+    context_keys: ClassVar[tuple[str, ...]] = ()
     name: str = ""
+
+    @classmethod
+    def from_config(cls, params: Mapping[str, Any], context: Context) -> Self:
+        """Build from the config table's parameters and the declared `context_keys`.
+
+        Override to use more of ``context``. The pipeline sets ``name`` afterwards.
+        """
+        return cls(**context.fill(params, *cls.context_keys))
+
+    def provides(self) -> set[str]:
+        """Keys this processor puts in ``view.products`` for later processors."""
+        return set()
+
+    def requires(self) -> set[str]:
+        """Keys of ``view.products`` this processor reads (another processor must provide)."""
+        return set()
 
     def describe(self) -> str:
         """One line saying what the processor does with its resolved parameters."""
@@ -134,6 +233,10 @@ class Transform(Processor, ABC):
 
     kind = "transform"
 
+    def frame_pattern(self) -> tuple[str, ...] | None:
+        """The slot names this transform assigns frames to (a frame selector), else None."""
+        return None
+
     @abstractmethod
     def __call__(self, view: TrainView) -> TrainView: ...
 
@@ -144,9 +247,9 @@ S = TypeVar("S")
 class Accumulator(Processor, ABC, Generic[S]):
     """A stateful step whose state merges exactly.
 
-    ``empty()`` returns a new state; ``update(state, view)`` adds one train in place (the hot path);
-    ``finalize(state)`` returns named results. ``merge(a, b)`` returns a new state equal to having
-    processed the trains of ``a`` and ``b`` together (associative and commutative).
+    ``empty()`` returns a new `State`; ``update(state, view)`` adds one train in place (the hot
+    path); ``finalize(state)`` returns named results. ``merge(a, b)`` returns a new state equal
+    to having processed the trains of ``a`` and ``b`` together (associative and commutative).
     """
 
     kind = "accumulator"

@@ -79,11 +79,14 @@ class ScanBinner(Accumulator[BinnedState]):
         From `update` when frames change shape or kind (integer/float) mid-run.
     """
 
+    context_keys = ("name", "slots", "scan_units")
+
     #: frame bytes per train below which the single-threaded kernel is used
     parallel_min_bytes: int = 1 << 20
 
     def __init__(
         self,
+        *,
         slots: Sequence[str] = ("image",),
         dark_subtract: bool = False,
         mode: str = "exact",

@@ -7,13 +7,16 @@ Dask workers can run copies of it and merge their states.
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beamstream.arrays import resolve_paths
 from beamstream.config import ConfigError, PipelineConfig
 from beamstream.processors.base import (
     Accumulator,
+    Context,
     Processor,
     Result,
     TrainView,
@@ -44,6 +47,7 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig):
         self.config = config
+        self.config_dir = None if config.path.startswith("<") else Path(config.path).parent
         self.slots: tuple[str, ...] = ("image",)
         built = self._build()
         self.transforms = built.transforms
@@ -54,33 +58,49 @@ class Pipeline:
         cfg = self.config
         transforms: list[Transform] = []
         if cfg.source.detector:
-            transforms.append(
-                FrameLayout(
-                    cfg.source.detector, cfg.source.key, cfg.source.layout, cfg.source.frame_shape
-                )
-            )
+            src = cfg.source
+            transforms.append(FrameLayout(src.detector, src.key, src.layout, src.frame_shape))
         if cfg.scan is not None:
             transforms.append(self._scan_transform())
         accumulators: list[Accumulator] = []
+        provided: dict[str, str] = {}  # product key -> the processor that provides it
+        built = []
         for pc in cfg.processors:
-            proc = self._make(
-                pc.type, pc.name, dict(pc.params), f"processors[{pc.index}] ({pc.type})"
-            )
+            where = f"processors[{pc.index}] ({pc.type})"
+            proc = self._make(pc.type, pc.name, dict(pc.params), where, frozenset(provided))
+            provided.update(dict.fromkeys(proc.provides(), proc.name))
+            built.append((where, proc))
             if isinstance(proc, Transform):
                 if accumulators:
                     raise ConfigError(
-                        f"{cfg.path}: processors[{pc.index}] ({pc.type}): a transform must come "
-                        "before the accumulators"
+                        f"{cfg.path}: {where}: a transform must come before the accumulators"
                     )
                 transforms.append(proc)
-                slots = getattr(proc, "slots", None) or getattr(proc, "pattern", None)
-                if slots:
-                    self.slots = tuple(slots)
+                pattern = proc.frame_pattern()
+                if pattern:
+                    self.slots = tuple(pattern)
             elif isinstance(proc, Accumulator):
                 accumulators.append(proc)
             else:  # pragma: no cover - resolve() only returns these
-                raise ConfigError(f"{cfg.path}: processors[{pc.index}]: not a processor")
+                raise ConfigError(f"{cfg.path}: {where}: not a processor")
+        self._check_requirements(built)
         return _Built(transforms, accumulators)
+
+    def _check_requirements(self, built: list[tuple[str, Processor]]) -> None:
+        """Refuse a processor whose required products no processor before it provides."""
+        before: set[str] = set()
+        for i, (where, proc) in enumerate(built):
+            for key in sorted(proc.requires() - before):
+                later = [p.name for _, p in built[i + 1 :] if key in p.provides()]
+                who = (
+                    f"{later[0]!r} provides it but comes after it: list {later[0]!r} first"
+                    if later
+                    else "no processor provides it"
+                )
+                raise ConfigError(
+                    f"{self.config.path}: {where}: {proc.name!r} requires {key!r}; {who}"
+                )
+            before |= proc.provides()
 
     def _scan_transform(self) -> Transform:
         scan = self.config.scan
@@ -90,39 +110,56 @@ class Pipeline:
             "edges": list(scan.edges) if scan.edges else None,
             "stepsize": scan.stepsize,
             "units": scan.units,
-            "name": scan.name,
         }
         return self._make("beamstream.processors.scan:ScanValue", scan.name, params, "scan")
 
-    def _make(self, type_name: str, name: str, params: dict[str, Any], where: str) -> Processor:
+    def context(self, name: str, provided: frozenset[str] = frozenset()) -> Context:
+        """The build context of processor ``name`` at this point of the pipeline."""
+        cfg = self.config
+        return Context(
+            name=name,
+            slots=self.slots,
+            scan_units=cfg.scan.units if cfg.scan is not None else "",
+            frame_shape=cfg.source.frame_shape,
+            dims=cfg.source.layout,
+            config_dir=self.config_dir,
+            provided=provided,
+        )
+
+    def _make(
+        self,
+        type_name: str,
+        name: str,
+        params: dict[str, Any],
+        where: str,
+        provided: frozenset[str] = frozenset(),
+    ) -> Processor:
         path = self.config.path
         try:
-            cls = resolve(type_name)
+            cls = self._resolve(type_name)
         except RegistryError as e:
             raise ConfigError(f"{path}: {where}.type: {e}") from None
+        params = resolve_paths(params, self.config_dir)
         accepted = _accepted_kwargs(cls)
-        extra = {"name": name, "slots": self.slots}
-        if self.config.scan is not None:
-            extra["scan_units"] = self.config.scan.units
-        if self.config.source.frame_shape is not None:
-            extra["frame_shape"] = list(self.config.source.frame_shape)
-        params = {k: _resolve_path(v, self.config.path) for k, v in params.items()}
-        for k, v in extra.items():
-            if accepted is not None and k in accepted and k not in params:
-                params[k] = v
         unknown = [k for k in params if accepted is not None and k not in accepted]
         if unknown:
-            known = ", ".join(sorted(accepted - {"self"})) if accepted else ""
+            known = ", ".join(sorted(accepted - {"self", "name"})) if accepted else ""
             raise ConfigError(f"{path}: {where}.{unknown[0]}: unknown parameter (known: {known})")
         try:
-            proc = cls(**params)
+            proc = cls.from_config(params, self.context(name, provided))
         except ParamError as e:
             raise ConfigError(f"{path}: {where}.{e}") from None
         except (ValueError, TypeError, OSError, KeyError) as e:
             raise ConfigError(f"{path}: {where}: {e}") from None
-        if not getattr(proc, "name", ""):
-            proc.name = name
+        proc.name = name
         return proc
+
+    def _resolve(self, type_name: str) -> type[Processor]:
+        """The class of ``type_name``; a module beside the config file is importable."""
+        folder = self.config_dir
+        if ":" in type_name and folder is not None and str(folder) not in sys.path:
+            sys.path.append(str(folder))  # appended: installed modules of one name come first
+        return resolve(type_name)
 
     # -- processing ---------------------------------------------------------------------------
     def empty_states(self) -> States:
@@ -162,20 +199,6 @@ class Pipeline:
         lines = [f"transform   {t.describe()}" for t in self.transforms]
         lines += [f"accumulator {a.name}: {a.describe()}" for a in self.accumulators]
         return lines
-
-
-_FILE_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".nxs", ".poni", ".tif", ".tiff", ".edf")
-
-
-def _resolve_path(value: Any, config_path: str) -> Any:
-    """Relative file names in parameters are relative to the config file when they exist there."""
-    if not isinstance(value, str) or not value.lower().endswith(_FILE_SUFFIXES):
-        return value
-    p = Path(value)
-    if p.is_absolute() or config_path.startswith("<"):
-        return value
-    beside = Path(config_path).parent / p
-    return str(beside) if beside.exists() and not p.exists() else value
 
 
 def _accepted_kwargs(cls: type) -> set[str] | None:

@@ -140,10 +140,13 @@ class ScanValue(Transform):
     ``scan value not scalar``, ``scan value not a number``.
     """
 
+    context_keys = ("name",)
+
     def __init__(
         self,
         source: str | None = None,
         key: str | None = None,
+        *,
         edges: Sequence[float] | None = None,
         stepsize: float | None = None,
         units: str = "",

@@ -176,6 +176,8 @@ class FrameSelector(Transform):
     (``no accepted frames``). Rejected frames are counted by reason in `frame_counts`.
     """
 
+    context_keys = ("name",)
+
     def __init__(
         self,
         pattern: Sequence[str] = ("image",),
@@ -200,10 +202,12 @@ class FrameSelector(Transform):
         self._lock = threading.Lock()
         self._xgm_cache: dict[int, np.ndarray] = {}
 
-    @property
-    def slots(self) -> tuple[str, ...]:
+    def frame_pattern(self) -> tuple[str, ...]:
         """The slot names (the pattern), handed to the accumulators."""
         return self.pattern
+
+    def provides(self) -> set[str]:
+        return {"monitor", "monitors"} if self.rules else set()
 
     def describe(self) -> str:
         parts = [f"pattern {list(self.pattern)}"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from beamstream.plugins import Registry, RegistryError
 from beamstream.replay.base import FormatError, Reader
 from beamstream.replay.select import Include, TrainRange, parse_include, parse_trains
 
@@ -28,48 +29,43 @@ __all__ = [
     "open_reader",
     "detect_format",
     "FORMATS",
+    "READERS",
 ]
 
 FORMATS = ("raw", "euxfel", "lix", "tiff")
 
 
+READERS: Registry[Reader] = Registry("beamstream.readers", Reader, "reader")
+
+
 def detect_format(path: str | Path) -> str:
-    """The format of ``path``: ``raw``, ``euxfel``, ``lix`` or ``tiff``.
+    """The format of ``path``: the registered reader that says it can open it.
 
     Raises
     ------
     OSError
         When the path does not exist or an HDF5 file cannot be opened.
     FormatError
-        When it is none of the known formats (the message says what each expects).
+        When no reader recognises it (the message says what each expects).
     """
-    from beamstream.replay.tiff import find_manifest
-    from beamstream.sinks.h5layout import open_h5
+    from beamstream.formats.h5layout import open_h5
 
     p = Path(path)
     if not p.exists():
         raise OSError(f"{p}: no such file or directory")
+    readers = sorted(READERS.load_all().values(), key=lambda c: (c.detect_order, c.format))
+    if p.is_dir() or p.suffix.lower() in (".dat", ".tsv", ".txt"):
+        found = [c.format for c in readers if c.can_open(p)]
+    else:
+        with open_h5(p) as f:
+            found = [c.format for c in readers if c.can_open(p, f)]
+    if found:
+        return found[0]
     if p.is_dir():
-        if find_manifest(p) is not None:
-            return "tiff"
-        if any(p.glob("*.h5")):
-            return "euxfel"
         raise FormatError(
             f"{p}: unknown format (expected a European XFEL run directory of *.h5 files, or TIFF "
             "images with a tab-separated manifest.dat)"
         )
-    if p.suffix.lower() in (".dat", ".tsv", ".txt"):
-        return "tiff"
-    with open_h5(p) as f:
-        from beamstream.replay.lix import is_lix
-        from beamstream.replay.raw import is_raw
-
-        if is_raw(f):
-            return "raw"
-        if "INDEX" in f and "METADATA" in f:
-            return "euxfel"
-        if is_lix(f):
-            return "lix"
     raise FormatError(
         f"{p}: unknown HDF5 layout (expected a beamstream raw recording, a European XFEL file "
         "with INDEX/ and METADATA/, or LiX/py4xs <sample>/primary/data/<detector> groups)"
@@ -81,17 +77,12 @@ def open_reader(path: str | Path, format: str | None = None, **options: Any) -> 
 
     Common options: ``trains`` (``START:STOP:STEP`` or ``id:...``) and ``include``
     (``["SOURCE_GLOB[KEY_GLOB]", ...]``); ``stack_modules`` (euxfel), ``first_train_id``
-    (lix, tiff), ``detector`` (tiff).
+    (lix, tiff), ``detector`` (tiff). ``format`` is a registered reader name
+    (entry-point group ``beamstream.readers``) or ``package.module:Class``.
     """
     fmt = format or detect_format(path)
-    if fmt == "raw":
-        from beamstream.replay.raw import RawReader as cls
-    elif fmt == "euxfel":
-        from beamstream.replay.euxfel import EuXFELReader as cls
-    elif fmt == "lix":
-        from beamstream.replay.lix import LiXReader as cls
-    elif fmt == "tiff":
-        from beamstream.replay.tiff import TiffReader as cls
-    else:
-        raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    try:
+        cls = READERS.resolve(fmt)
+    except RegistryError as e:
+        raise ValueError(f"format {fmt!r}: {e}") from None
     return cls(path, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,13 @@ class Reader:
 
     #: the format's name (``raw``, ``euxfel``, ``lix``, ``tiff``)
     format = ""
+    #: when several readers can open a path, the lowest order wins
+    detect_order = 100
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        """True when this reader recognises ``path`` (``h5``: the open HDF5 file, if it is one)."""
+        return False
 
     def __init__(
         self,

@@ -50,6 +50,13 @@ class EuXFELReader(Reader):
     """
 
     format = "euxfel"
+    detect_order = 2
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        if path.is_dir():
+            return any(path.glob("*.h5"))
+        return h5 is not None and "INDEX" in h5 and "METADATA" in h5
 
     def __init__(
         self,

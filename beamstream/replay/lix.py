@@ -18,9 +18,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from beamstream.formats.h5layout import open_h5
 from beamstream.replay.base import FormatError, Reader
 from beamstream.replay.select import Include, TrainRange, wanted, wanted_source
-from beamstream.sinks.h5layout import open_h5
 from beamstream.streamer.train import Train
 
 __all__ = ["LiXReader", "is_lix", "SCALARS"]
@@ -49,6 +49,11 @@ class LiXReader(Reader):
     """
 
     format = "lix"
+    detect_order = 3
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        return h5 is not None and is_lix(h5)
 
     def __init__(
         self,

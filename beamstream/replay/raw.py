@@ -11,10 +11,10 @@ import h5py
 import msgpack
 import numpy as np
 
+from beamstream.formats.h5layout import from_json, open_h5
+from beamstream.formats.raw import RAW_FORMAT
 from beamstream.replay.base import FormatError, Reader
 from beamstream.replay.select import Include, TrainRange, wanted, wanted_source
-from beamstream.sinks.h5layout import from_json, open_h5
-from beamstream.sinks.recorder import RAW_FORMAT
 from beamstream.streamer.train import Train
 
 __all__ = ["RawReader", "is_raw"]
@@ -133,6 +133,11 @@ class RawReader(Reader):
     """
 
     format = "raw"
+    detect_order = 1
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        return h5 is not None and is_raw(h5)
 
     def __init__(
         self,

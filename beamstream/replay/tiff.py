@@ -82,6 +82,13 @@ class TiffReader(Reader):
     """
 
     format = "tiff"
+    detect_order = 0
+
+    @classmethod
+    def can_open(cls, path: Path, h5: Any = None) -> bool:
+        if path.is_dir():
+            return find_manifest(path) is not None
+        return path.suffix.lower() in (".dat", ".tsv", ".txt")
 
     def __init__(
         self,

@@ -22,8 +22,6 @@ class Sink:
     """
 
     name = "sink"
-    #: True for sinks that also want every received train through `put_train` (never blocking)
-    wants_trains = False
 
     def __init__(self, **params: Any):
         self.params = params
@@ -40,9 +38,6 @@ class Sink:
 
     def close(self) -> None:
         """Called once after the last snapshot (in the sink's thread)."""
-
-    def put_train(self, train: object) -> None:
-        """Take one received train (only called when `wants_trains`); must not block."""
 
     def start(self, hub: Hub) -> None:
         self._hub = hub

@@ -46,6 +46,7 @@ class Snapshot:
         results: dict[str, dict[str, Result]] | Callable[[], dict[str, dict[str, Result]]],
         states: dict[str, Any],
         status: dict[str, Any] | None = None,
+        *,
         epoch: int = 0,
         final: bool = False,
         versions: tuple[Any, ...] = (),

@@ -61,6 +61,7 @@ class Receiver:
         self,
         endpoint: str,
         socket: str = "REQ",
+        *,
         queue: int = 4,
         policy: str = "block",
         timeout: float | None = None,

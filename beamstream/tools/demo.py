@@ -118,7 +118,7 @@ def run_demo(
             config = _config(r.spec, r.endpoint)
             hub.config_text = config.text
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
-            r.runner = Runner(config, sinks, hub, status_out=None)
+            r.runner = Runner(config, None, sinks, hub=hub, status_out=None)
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
@@ -172,7 +172,7 @@ def _watch(
             next_line += 2.0
             parts = []
             for r in running:
-                s = r.runner.status.snapshot()
+                s = r.runner.hub.status() or {"processed": 0, "trains_per_s": 0.0}
                 parts.append(f"{r.spec.name} {s['processed']} trains {s['trains_per_s']:.1f}/s")
             out.write(f"[{time.monotonic() - t0:5.0f}s] " + " | ".join(parts) + "\n")
             out.flush()

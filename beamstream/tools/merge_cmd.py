@@ -8,7 +8,7 @@ __all__ = ["register"]
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from beamstream.sinks.results import merge_results
+    from beamstream.formats.results import merge_results
 
     rf = merge_results(args.inputs, args.output)
     total = sum(s.get("processed", 0) for s in rf.segments)

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beamstream.config import PipelineConfig, load_config
+from beamstream.config import ConfigError, PipelineConfig, load_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub
+from beamstream.sinks.recorder import RawRecorder
 
 __all__ = ["run_pipeline", "register", "build_sinks"]
 
@@ -59,7 +61,7 @@ def run_pipeline(
     ``dashboard``: True adds the live dashboard (on ``dashboard_port``), False removes it, None
     keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
     ``workers`` / ``scheduler`` (default: the config's ``[cluster]``; ``workers=0``: none) fan the
-    run out over Dask workers (`beamstream.cluster.live.LiveDriver`).
+    run out over Dask workers (`beamstream.cluster.live.DaskLiveExecutor`).
     ``versions``: a results file whose version log is replayed (each version switched to at the
     train id it started at live); the pipeline comes from the log, the source from ``config``.
     ``control_*``: where the control API is served without a dashboard (with one, it shares
@@ -71,8 +73,8 @@ def run_pipeline(
     config = session.config
     states = None
     if resume is not None:
+        from beamstream.formats.results import load_resume
         from beamstream.sinks.hdf5 import HDF5Sink
-        from beamstream.sinks.results import load_resume
 
         previous = load_resume(resume, config)
         states = previous.states
@@ -92,29 +94,28 @@ def run_pipeline(
     status_out = None if quiet else sys.stderr
     if workers is None and scheduler is None:
         workers, scheduler = config.cluster.workers, config.cluster.scheduler
+    recorders = [s for s in sinks if isinstance(s, RawRecorder)]
+    sinks = [s for s in sinks if not isinstance(s, RawRecorder)]
+    kw: dict[str, Any] = dict(
+        hub=hub, states=states, status_out=status_out, control=session.controller
+    )
+    serve = (control_port, control_address, control_token, status_out)
     if workers or scheduler:
         from beamstream.cluster.dask_backend import DaskBackend
-        from beamstream.cluster.live import LiveDriver, check_fanout
+        from beamstream.cluster.live import DaskLiveExecutor, check_fanout
 
         check_fanout(config)  # before starting a cluster
-        with DaskBackend.connect(workers, scheduler) as backend:
-            runner = LiveDriver(
-                config,
-                backend,
-                sinks,
-                hub,
-                states=states,
-                status_out=status_out,
-                control=session.controller,
+        if recorders:
+            raise ConfigError(
+                f"{config.path}: sinks: raw records every train where it is received; with "
+                "workers, trains never reach this process (record with a single-process run)"
             )
-            with session.serving(
-                runner, sinks, control_port, control_address, control_token, status_out
-            ):
+        with DaskBackend.connect(workers, scheduler) as backend:
+            runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
+            with session.serving(runner, sinks, *serve):
                 return _run(runner, sinks, trains, duration)
-    runner = Runner(
-        config, sinks, hub, states=states, status_out=status_out, control=session.controller
-    )
-    with session.serving(runner, sinks, control_port, control_address, control_token, status_out):
+    runner = Runner(config, LocalExecutor(recorders=recorders), sinks, **kw)
+    with session.serving(runner, sinks, *serve):
         return _run(runner, sinks, trains, duration)
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from beamstream.accumulation import Partial
 from beamstream.cluster.chunks import Chunk, process_chunk
-from beamstream.cluster.partial import Partial
 from beamstream.cluster.spec import PipelineSpec
 from beamstream.config import PipelineConfig, parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.runner import Runner
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.recorder import RawWriter
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
 from tests.replay.synth import CONFIG, make_train
@@ -50,8 +51,8 @@ def write_raw(path: Path, trains: Iterable[Train]) -> Path:
 def single_process(cfg: PipelineConfig, trains: Iterable[Train], output: Path | None = None):
     """A plain `Runner` over ``trains``: (final snapshot results, states)."""
     sinks = [HDF5Sink(str(output), records=False, fsync=False)] if output else []
-    runner = Runner(cfg, sinks, status_out=None)
-    runner.run(source=list(trains))
+    runner = Runner(cfg, LocalExecutor(list(trains)), sinks, status_out=None)
+    runner.run()
     snap = runner.hub.latest()
     return snap.results, runner.states
 

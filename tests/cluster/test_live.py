@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from beamstream.cluster.live import LiveDriver, check_fanout
+from beamstream.cluster.live import DaskLiveExecutor, check_fanout
 from beamstream.config import ConfigError
+from beamstream.runner import Runner
 from tests.cluster.helpers import config, push_trains, results_equal, single_process
 from tests.replay.synth import FIRST, make_train
 
@@ -27,13 +28,13 @@ def test_live_run_equals_single_process(two_workers, endpoint):
     trains = [make_train(FIRST + i) for i in range(60)]
     stop = threading.Event()
     sender = push_trains(endpoint, trains, stop)
-    driver = LiveDriver(config(endpoint), two_workers, status_out=None)
+    driver = Runner(config(endpoint), DaskLiveExecutor(two_workers), status_out=None)
     try:
         status = driver.run(trains=len(trains), duration=40)
     finally:
         stop.set()
         sender.join(10)
-    ids = np.concatenate(driver.train_ids)
+    ids = np.concatenate(driver.executor.train_ids)
     assert sorted(ids.tolist()) == [t.train_id for t in trains]  # each train once, none lost
     assert status["processed"] == 60 and status["workers"] == 2 and status["workers_lost"] == 0
     per_worker = [s["delivered"] for s in status_sources(driver).values()]
@@ -43,8 +44,8 @@ def test_live_run_equals_single_process(two_workers, endpoint):
     assert driver.hub.latest().final
 
 
-def status_sources(driver: LiveDriver) -> dict:
-    return driver.cstatus.sources
+def status_sources(driver: Runner) -> dict:
+    return driver.counters.sources
 
 
 @pytest.mark.timeout(60)
@@ -52,12 +53,12 @@ def test_lost_worker_run_goes_on(two_workers, endpoint):
     trains = [make_train(FIRST + i) for i in range(400)]
     stop = threading.Event()
     sender = push_trains(endpoint, trains, stop)
-    driver = LiveDriver(config(endpoint), two_workers, status_out=None)
+    driver = Runner(config(endpoint), DaskLiveExecutor(two_workers), status_out=None)
     victim = two_workers.workers()[1]
     pid = two_workers.client.run(os.getpid, workers=[victim])[victim]
 
     def killer() -> None:
-        while driver.cstatus.processed < 20 and not stop.is_set():
+        while driver.counters.processed < 20 and not stop.is_set():
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
 
@@ -71,7 +72,7 @@ def test_lost_worker_run_goes_on(two_workers, endpoint):
         k.join(5)
     assert status["workers_lost"] == 1 and status["lost_intervals"] >= 1
     assert status["drops"]["worker_lost"] == status["lost_intervals"]
-    merged = np.concatenate(driver.train_ids)
+    merged = np.concatenate(driver.executor.train_ids)
     assert len(np.unique(merged)) == len(merged) == status["received"]
     assert status["processed"] > 20  # the other worker went on
     # what was merged is exactly a single-process run over the merged trains

@@ -7,11 +7,12 @@ import time
 
 import pytest
 
-from beamstream.cluster.live import LiveDriver
+from beamstream.cluster.live import DaskLiveExecutor
 from beamstream.config import parse_config
 from beamstream.control.controller import Controller
 from beamstream.control.patch import Change
-from beamstream.streamer.simulate import simulate
+from beamstream.runner import Runner
+from beamstream.simulate import simulate
 from tests.control.configs import DSSC
 from tests.control.liverun import expected_accepted, make_sim
 
@@ -30,10 +31,11 @@ def test_two_workers_switch_at_one_train_id(two_workers, tcp_endpoint):
         daemon=True,
     )
     sim.start()
-    driver = LiveDriver(config, two_workers, status_out=None, control=control)
+    executor = DaskLiveExecutor(two_workers)
+    driver = Runner(config, executor, status_out=None, control=control)
 
     def steer() -> None:
-        while driver.cstatus.processed < 30 and not stop.is_set():
+        while driver.counters.processed < 30 and not stop.is_set():
             time.sleep(0.05)
         control.apply(Change(set={"processors.frames.rules[0].min": 1500.0}, client="t"))
         while control.pending() and not stop.is_set():
@@ -66,10 +68,10 @@ def test_two_workers_switch_at_one_train_id(two_workers, tcp_endpoint):
         threshold = 100.0 if r["train_id"] < boundary else 1500.0
         assert r["accepted_frames"] == expected_accepted(sim_truth, r["train_id"], threshold)
     # both workers took trains on both sides of the boundary
-    per_worker = {name: s["delivered"] for name, s in driver.cstatus.sources.items()}
+    per_worker = {n: s["delivered"] for n, s in driver.counters.sources.items()}
     assert len(per_worker) == 2 and all(n > 10 for n in per_worker.values())
     # the old version's states are a closed segment: never merged with the new ones
-    (closed,) = driver.closed
+    (closed,) = driver.steering.closed
     assert closed.index == 0 and closed.versions == (1,)
     assert closed.processed == len(before)
     counts_before = closed.results["binned"]["counts"].data.sum()

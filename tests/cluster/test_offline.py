@@ -9,8 +9,8 @@ import pytest
 
 from beamstream.cluster.chunks import MergeTree, plan_chunks
 from beamstream.cluster.offline import reprocess
+from beamstream.formats.results import read_results_file
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.results import read_results_file
 from tests.cluster.helpers import (
     config,
     float_train,
@@ -92,7 +92,7 @@ def test_reprocess_equals_single_process(int_run, two_workers, tmp_path):
             np.testing.assert_array_equal(got.states[name]["arrays"][field], arr)
     assert got.snapshot["final"]
     # per-train records were added in train order
-    from beamstream.sinks.results import read_records
+    from beamstream.formats.results import read_records
 
     assert read_records(got.records_paths())["train_id"].tolist() == list(range(FIRST, FIRST + N))
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from beamstream.cluster.partial import Accumulation, ConfigVersionError, combine
+from beamstream.accumulation import Accumulation, ConfigVersionError, combine
 from beamstream.processors.pipeline import Pipeline
 from tests.cluster.helpers import config
 from tests.replay.synth import FIRST, make_trains
@@ -41,7 +41,7 @@ def test_partials_of_different_config_versions_never_merge():
     pb.fingerprint = "version-a"
     merged = combine(pipeline, pa, pb)
     assert merged.train_ids.tolist() == list(range(FIRST, FIRST + 4))
-    assert merged.processed == 4 and merged.accepted_ids == (FIRST, FIRST + 3)
+    assert merged.counters.processed == 4 and merged.counters.accepted_ids == (FIRST, FIRST + 3)
     whole = Accumulation(pipeline, "version-a")
     for t in trains:
         whole.process(t)
@@ -53,5 +53,6 @@ def test_duplicate_train_in_one_partial_is_rejected():
     t = next(make_trains(1))
     assert acc.process(t) and not acc.process(t)
     p = acc.take()
-    assert p.received == 2 and p.processed == 1 and p.rejected == {"duplicate train id": 1}
+    c = p.counters
+    assert c.received == 2 and c.processed == 1 and c.rejected == {"duplicate train id": 1}
     assert np.array_equal(p.train_ids, [FIRST, FIRST])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from beamstream.control.client import ControlClient, ControlError
-from beamstream.streamer.simulate import DsscSimulator, simulate
+from beamstream.simulate import DsscSimulator, simulate
 from tests.conftest import free_tcp_port, wait_for
 
 from .configs import DSSC

@@ -15,7 +15,7 @@ from beamstream.control.client import ControlError
 from beamstream.control.persist import applied_paths
 from beamstream.control.segments import read_segments
 from beamstream.control.versions import read_versions
-from beamstream.sinks.results import read_records, read_results_file
+from beamstream.formats.results import read_records, read_results_file
 from beamstream.tools.run_cmd import run_pipeline
 from tests.conftest import wait_for
 

@@ -361,7 +361,7 @@ def test_selector_mask_feeds_binner(tmp_path):
     mask = np.array([[1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 1, 0]], bool)
     np.savez(tmp_path / "m.npz", train_ids=[1, 2], mask=mask)
     sel = FrameSelector(pattern=list(PP), max_frames=5, mask=str(tmp_path / "m.npz"))
-    binner = ScanBinner(slots=sel.slots)
+    binner = ScanBinner(slots=sel.frame_pattern())
     state = binner.empty()
     for tid in (1, 2):
         frames = np.where(mask[tid - 1], np.arange(6) % 2 * 10 + 3, SENTINEL).astype(np.int32)

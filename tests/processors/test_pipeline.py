@@ -9,7 +9,9 @@ from importlib.metadata import EntryPoint
 import numpy as np
 import pytest
 
+from beamstream import plugins
 from beamstream.config import ConfigError, parse_config
+from beamstream.executors import LocalExecutor
 from beamstream.processors import registry
 from beamstream.processors.layout import FrameLayout
 from beamstream.processors.pipeline import Pipeline
@@ -61,15 +63,9 @@ def test_two_plugins_with_one_name_is_an_error(monkeypatch):
         EntryPoint("dup", "pkg_a.mod:A", registry.GROUP),
         EntryPoint("dup", "pkg_b.mod:B", registry.GROUP),
     ]
-    monkeypatch.setattr(registry, "entry_points", lambda group: eps)
-    registry._entry_points.cache_clear()  # read once per process: read the patched ones
-    try:
-        with pytest.raises(
-            registry.RegistryError, match="registered twice.*pkg_a.mod:A.*pkg_b.mod:B"
-        ):
-            registry.resolve("dup")
-    finally:
-        registry._entry_points.cache_clear()
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
+    with pytest.raises(registry.RegistryError, match="registered twice.*pkg_a.mod:A.*pkg_b.mod:B"):
+        registry.resolve("dup")
 
 
 def test_dotted_path_must_be_a_processor():
@@ -110,7 +106,6 @@ def test_layout_from_message_dims():
 
 
 def test_runner_counts_rejections_errors_and_duplicates():
-    runner = Runner(make_config(), status_out=None)
     good = np.ones((2, 4, 5), np.float32)
     feed = [
         train(1, good),
@@ -121,7 +116,8 @@ def test_runner_counts_rejections_errors_and_duplicates():
         train(5, good * 2),
         train(6, np.full((2, 4, 5), np.nan, np.float32)),
     ]
-    status = runner.run(source=feed)
+    runner = Runner(make_config(), LocalExecutor(feed), status_out=None)
+    status = runner.run()
     assert status["processed"] == 3
     assert status["rejected"] == {
         "duplicate train id": 1,
@@ -139,8 +135,9 @@ def test_transform_plugin_rejects_and_is_counted():
     text = make_config().text
     # transforms must come before accumulators: put it first
     text = text.replace("[[processors]]", extra + "[[processors]]", 1)
-    runner = Runner(parse_config(text, "t.toml"), status_out=None)
-    status = runner.run(source=[train(t, np.ones((1, 2, 2), np.uint16)) for t in range(10)])
+    feed = [train(t, np.ones((1, 2, 2), np.uint16)) for t in range(10)]
+    runner = Runner(parse_config(text, "t.toml"), LocalExecutor(feed), status_out=None)
+    status = runner.run()
     assert status["processed"] == 5 and status["rejected"] == {"odd train": 5}
 
 

@@ -63,7 +63,7 @@ def test_slots_repeat_along_frames_and_incomplete_last_repeat():
     sel = FrameSelector(pattern=PP_DARK)
     v = sel(view(nf=6))
     np.testing.assert_array_equal(v.frame_slot, [0, 1, 2, 3, 0, 1])
-    assert v.slots == tuple(PP_DARK) == sel.slots
+    assert v.slots == tuple(PP_DARK) == sel.frame_pattern()
     assert FrameSelector()(view(nf=3)).slots == ("image",)
 
 

@@ -12,6 +12,8 @@ from beamstream.processors.state import BinnedState
 class FrameTotals(Accumulator[BinnedState]):
     """Sum of all pixels of accepted frames and frame counts, per scan bin and slot."""
 
+    context_keys = ("name", "slots")
+
     def __init__(self, slots: tuple[str, ...] = ("image",), name: str = "totals", scale: int = 1):
         self.slots = tuple(slots)
         self.name = name
@@ -51,3 +53,35 @@ class RejectOddTrains(Transform):
         if view.train_id % 2:
             raise Rejected("odd train")
         return view
+
+
+class PatternNamedTransform(Transform):
+    """A user transform that happens to keep a ``pattern`` attribute (not a frame pattern)."""
+
+    def __init__(self, pattern: str = "SRC*", name: str = "sources"):
+        self.pattern = pattern
+        self.slots = pattern
+        self.name = name
+
+    def __call__(self, view: TrainView) -> TrainView:
+        return view
+
+
+class NeedsProduct(Accumulator[BinnedState]):
+    """Requires a product nobody provides (for the contract check)."""
+
+    def __init__(self, key: str = "qphi.iq", name: str = "needy"):
+        self.key = key
+        self.name = name
+
+    def requires(self) -> set[str]:
+        return {self.key}
+
+    def empty(self) -> BinnedState:
+        return BinnedState({})
+
+    def update(self, state: BinnedState, view: TrainView) -> None:
+        view.products[self.key]
+
+    def finalize(self, state: BinnedState) -> dict[str, Result]:
+        return {}

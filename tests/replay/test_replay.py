@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.replay import FormatError, open_reader
 from beamstream.replay import cli as replay_cli
 from beamstream.replay.server import replay
 from beamstream.runner import Runner
-from beamstream.sinks.recorder import RawRecorder, RawWriter
+from beamstream.sinks.recorder import RawRecorder
 from beamstream.streamer.protocol import decode_train, encode_train
 from beamstream.streamer.receiver import Receiver
 from beamstream.streamer.sender import Sender
@@ -65,8 +67,8 @@ def _recording(path: Path, trains: Iterable[Train]) -> Path:
 
 
 def _final_states(config_text: str, source) -> dict:
-    runner = Runner(parse_config(config_text, "t.toml"), status_out=None)
-    runner.run(source=source)
+    runner = Runner(parse_config(config_text, "t.toml"), LocalExecutor(source), status_out=None)
+    runner.run()
     return runner.states
 
 
@@ -89,7 +91,7 @@ def test_record_replay_round_trip_gives_identical_results(tmp_path: Path, endpoi
     feeder = threading.Thread(target=send)
     feeder.start()
     try:
-        live = Runner(config, [rec], status_out=None)
+        live = Runner(config, LocalExecutor(recorders=[rec]), status_out=None)
         live.run(trains=len(trains))
     finally:
         stop.set()

@@ -12,6 +12,7 @@ from bokeh.document import Document
 
 from beamstream.cli import main
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
 from beamstream.processors.base import Result
 from beamstream.runner import Runner
 from beamstream.sinks.console import ConsoleSink
@@ -45,7 +46,8 @@ status_interval = 100
 def test_sink_serves_during_a_run_and_stops(free_port):
     port = free_port()
     sink = DashboardSink(port=port, update_hz=5, out=None)
-    runner = Runner(parse_config(CONFIG, "t.toml"), [sink], status_out=None)
+    executor = LocalExecutor()
+    runner = Runner(parse_config(CONFIG, "t.toml"), executor, [sink], status_out=None)
     connect_reset([sink], runner.reset)
     seen = {}
 
@@ -57,7 +59,8 @@ def test_sink_serves_during_a_run_and_stops(free_port):
                     seen["page"] = r.read().decode()
             yield Train(t, None, {"DET/0:xtdf": {"image.data": np.ones((2, 4, 5), np.uint16)}})
 
-    status = runner.run(source=trains())
+    executor.source = trains()
+    status = runner.run()
     assert status["processed"] == 20
     assert status["dashboard_url"] == f"http://127.0.0.1:{port}/"
     assert "bokeh" in seen["page"].lower()
@@ -168,12 +171,12 @@ def test_report_layout_has_one_image_per_slot():
 def test_report_of_a_real_results_file(tmp_path):
     hdf5 = pytest.importorskip("beamstream.sinks.hdf5")
     path = tmp_path / "run.h5"
-    runner = Runner(parse_config(CONFIG, "t.toml"), [hdf5.HDF5Sink(str(path))], status_out=None)
     feed = [
         Train(t, None, {"DET/0:xtdf": {"image.data": np.full((2, 4, 5), t, np.uint16)}})
         for t in range(1, 6)
     ]
-    runner.run(source=feed)
+    sinks = [hdf5.HDF5Sink(str(path))]
+    Runner(parse_config(CONFIG, "t.toml"), LocalExecutor(feed), sinks, status_out=None).run()
     html_path = write_report(path)
     page = html_path.read_text()
     assert html_path == tmp_path / "run.html"

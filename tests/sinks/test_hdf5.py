@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.h5layout import open_h5
+from beamstream.formats.records import RecordsWriter
+from beamstream.formats.results import load_resume, merge_results, open_results, read_results_file
 from beamstream.processors.base import Rejected
 from beamstream.processors.pipeline import Pipeline
 from beamstream.runner import Runner
-from beamstream.sinks.appendfile import AppendFile
-from beamstream.sinks.h5layout import open_h5
 from beamstream.sinks.hdf5 import HDF5Sink
-from beamstream.sinks.records import RecordsWriter
-from beamstream.sinks.results import load_resume, merge_results, open_results, read_results_file
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
 from beamstream.tools import merge_cmd
@@ -46,7 +47,7 @@ def reference(trains: Iterable[Train], text: str = CONFIG):
 
 def run_to(path: Path, trains: Iterable[Train], text: str = CONFIG, **kw) -> HDF5Sink:
     sink = HDF5Sink(str(path), fsync=False, **kw)
-    Runner(parse_config(text, "t.toml"), [sink], status_out=None).run(source=iter(trains))
+    Runner(parse_config(text, "t.toml"), LocalExecutor(trains), [sink], status_out=None).run()
     assert sink.errors == 0
     return sink
 
@@ -117,8 +118,9 @@ def _slow(trains: Iterable[Train], delay: float) -> Iterator[Train]:
 def test_swmr_reader_sees_growing_records(tmp_path: Path) -> None:
     out = tmp_path / "live.h5"
     sink = HDF5Sink(str(out), fsync=False)
-    runner = Runner(parse_config(CONFIG, "t.toml"), [sink], status_out=None)
-    thread = threading.Thread(target=runner.run, kwargs={"source": _slow(make_trains(60), 0.02)})
+    feed = LocalExecutor(_slow(make_trains(60), 0.02))
+    runner = Runner(parse_config(CONFIG, "t.toml"), feed, [sink], status_out=None)
+    thread = threading.Thread(target=runner.run)
     thread.start()
     lengths, snapshots = [], set()
     try:

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from beamstream.config import parse_config
+from beamstream.executors import LocalExecutor
+from beamstream.formats.raw import RawWriter
 from beamstream.replay import FormatError, open_reader
 from beamstream.replay.raw import RawReader
 from beamstream.runner import Runner
-from beamstream.sinks.recorder import RawRecorder, RawWriter
+from beamstream.sinks.recorder import RawRecorder
 from beamstream.streamer.protocol import decode_train, encode_train
 from beamstream.streamer.train import Train
 from tests.replay.synth import CONFIG, DET, MOTOR, assert_same_train, make_train, make_trains
@@ -80,7 +82,7 @@ def test_recorder_sink_in_a_run(tmp_path: Path) -> None:
     config = parse_config(CONFIG, "t.toml")
     rec = RawRecorder(str(tmp_path / "rec.h5"), compression="lz4")
     trains = _wire(list(make_trains(30)))
-    Runner(config, [rec], status_out=None).run(source=iter(trains))
+    Runner(config, LocalExecutor(trains, recorders=[rec]), status_out=None).run()
     assert rec.recorded == 30 and rec.dropped == 0 and rec.errors == 0
     back = list(RawReader(tmp_path / "rec.h5"))
     for a, b in zip(trains, back, strict=True):

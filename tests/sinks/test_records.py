@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beamstream.sinks.appendfile import AppendFile
-from beamstream.sinks.h5layout import open_h5
-from beamstream.sinks.hdf5 import segment_from_status, write_results_file
-from beamstream.sinks.records import RaggedRows, RecordsWriter, read_columns
-from beamstream.sinks.results import open_results, read_records
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.h5layout import open_h5
+from beamstream.formats.records import RaggedRows, RecordsWriter, read_columns
+from beamstream.formats.results import open_results, read_records
+from beamstream.formats.results_writer import segment_from_status, write_results_file
 from tests.replay.synth import CONFIG
 
 
@@ -154,7 +154,7 @@ def test_missing_values_late_keys_and_nested_dicts(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_trailing_dim_mismatch_is_counted_and_skipped(tmp_path: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="beamstream.sinks.records"):
+    with caplog.at_level(logging.WARNING, logger="beamstream.formats.records"):
         w = write(
             tmp_path / "r.h5",
             [
@@ -205,8 +205,8 @@ def test_open_results_returns_per_train_arrays(tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 import numpy as np
-from beamstream.sinks.appendfile import AppendFile
-from beamstream.sinks.records import RecordsWriter
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.records import RecordsWriter
 
 def row(t):
     return {{

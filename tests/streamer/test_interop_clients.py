@@ -103,12 +103,12 @@ def test_karabo_bridge_client_receives_from_beamstream_sender(
 # karabo_bridge.Client <- beamstream's simulator
 # ---------------------------------------------------------------------------------------------
 def _simulate_module() -> Any:
-    if importlib.util.find_spec("beamstream.streamer.simulate.serve") is None:
-        pytest.skip("beamstream.streamer.simulate.serve is not there yet")
-    from beamstream.streamer.simulate import serve
+    if importlib.util.find_spec("beamstream.simulate.serve") is None:
+        pytest.skip("beamstream.simulate.serve is not there yet")
+    from beamstream.simulate import serve
 
     if not hasattr(serve, "simulate") or not hasattr(serve, "make_simulator"):
-        pytest.skip("beamstream.streamer.simulate.serve has no simulate()/make_simulator()")
+        pytest.skip("beamstream.simulate.serve has no simulate()/make_simulator()")
     return serve
 
 
@@ -189,7 +189,7 @@ def test_karabo_bridge_client_receives_from_simulate_cli(
     free_port: Callable[[], int], processes: Any, subprocess_env: dict
 ) -> None:
     serve = _simulate_module()
-    if importlib.util.find_spec("beamstream.streamer.simulate.cli") is None:
+    if importlib.util.find_spec("beamstream.simulate.cli") is None:
         pytest.skip("`beamstream simulate` is not wired into the CLI yet")
     helps = subprocess.run(
         [sys.executable, "-m", "beamstream", "simulate", "--help"],

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from beamstream.streamer.protocol import decode_train
-from beamstream.streamer.simulate import (
+from beamstream.simulate import (
     FIRST_TRAIN_ID,
     DsscSimulator,
     Geometry,
@@ -21,8 +20,9 @@ from beamstream.streamer.simulate import (
     write_poni,
     xgm_frame_indices,
 )
-from beamstream.streamer.simulate import cli as sim_cli
-from beamstream.streamer.simulate.dssc import DEFAULT_PATTERN
+from beamstream.simulate import cli as sim_cli
+from beamstream.simulate.dssc import DEFAULT_PATTERN
+from beamstream.streamer.protocol import decode_train
 
 T0 = FIRST_TRAIN_ID
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from beamstream.cli import build_parser, main
-from beamstream.streamer.simulate import DsscSimulator, simulate
+from beamstream.simulate import DsscSimulator, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "config").glob("*.toml"))

@@ -81,6 +81,8 @@ class AttributeExtractor(Accumulator[BinnedState]):
         Sample name stored with the results (lixtools' first level).
     """
 
+    context_keys = ("name",)
+
     def __init__(
         self,
         *,
@@ -120,6 +122,9 @@ class AttributeExtractor(Accumulator[BinnedState]):
     def names(self) -> list[str]:
         """Attribute names, in config order."""
         return [s.name for s in self.specs]
+
+    def requires(self) -> set[str]:
+        return {f"{self.qphi}.{s.input}" for s in self.specs if s.input in ("iq", "iqphi")}
 
     def describe(self) -> str:
         parts = [f"{s.name}={s.function}({s.input})" for s in self.specs]

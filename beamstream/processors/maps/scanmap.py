@@ -85,6 +85,8 @@ class ScanMap(Accumulator[BinnedState]):
         Sample name stored with the results.
     """
 
+    context_keys = ("name",)
+
     def __init__(
         self,
         *,

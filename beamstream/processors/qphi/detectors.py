@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from beamstream.arrays import load_array
+
 from ..params import ParamError
 from .bintable import DetectorInputs
 from .geometry import DetectorGeometry
-from .inputs import load_array
 
 __all__ = ["Detector", "one_detector", "build_detectors"]
 

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .geometry_params import as_number, flat_shape, load_npy, wavelength_m
+from beamstream.arrays import load_array
+
+from .geometry_params import as_number, flat_shape, wavelength_m
 from .pixels import PixelArrays, flat_coords, rotate
 from .poni import read_poni
 from .units import q_scale
@@ -202,11 +204,8 @@ class DetectorGeometry:
             return cls.from_poni(path, **t)
         if "positions" in t:
             pos = t.pop("positions")
-            if isinstance(pos, str):
-                pos = load_npy(pos, "geometry.positions")
-            corners = t.pop("corners", None)
-            if isinstance(corners, str):
-                corners = load_npy(corners, "geometry.corners")
+            pos = load_array("geometry.positions", pos)
+            corners = load_array("geometry.corners", t.pop("corners", None))
             bc = t.pop("beam_center", (0.0, 0.0))
             return cls.from_pixel_positions(pos, beam_center=tuple(bc), corners=corners, **t)
         if "dist" not in t:

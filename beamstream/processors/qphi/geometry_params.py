@@ -11,7 +11,7 @@ import numpy as np
 
 from .units import HC_KEV_A
 
-__all__ = ["as_number", "flat_shape", "wavelength_m", "load_npy"]
+__all__ = ["as_number", "flat_shape", "wavelength_m"]
 
 
 def as_number(name: str, v: Any) -> float:
@@ -50,11 +50,3 @@ def wavelength_m(wavelength: float | None, energy: float | None) -> float:
     if wl <= 0:
         raise ValueError(f"geometry.wavelength: expected > 0 metres, got {wavelength!r}")
     return wl
-
-
-def load_npy(path: str, what: str) -> np.ndarray:
-    """An array from a ``.npy`` file; ValueError naming ``what`` if it cannot be read."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{what}: cannot read {path!r}: {exc}") from exc

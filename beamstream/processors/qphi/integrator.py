@@ -86,6 +86,8 @@ class QPhiIntegrator(Accumulator[BinnedState]):
         Threads for the kernels (default: numba's thread count).
     """
 
+    context_keys = ("name", "slots")
+
     def __init__(
         self,
         *,
@@ -196,6 +198,10 @@ class QPhiIntegrator(Accumulator[BinnedState]):
             )
             self._tables[(det, dim)] = t
         return t
+
+    def provides(self) -> set[str]:
+        keys = {"iq": ["iq"], "iqphi": ["iq", "iqphi"]}.get(self.per_frame, [])
+        return {f"{self.name}.{k}" for k in ["axes", *keys]} if keys else set()
 
     def describe(self) -> str:
         g = self.grid

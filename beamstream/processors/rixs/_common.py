@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from beamstream.arrays import load_array, split_dataset
 from beamstream.processors.base import TrainView
 from beamstream.processors.params import (
     ParamError,
@@ -102,20 +103,14 @@ def parse_frame_shape(value: Any) -> tuple[int, int] | None:
 
 
 def parse_dark(value: Any) -> str | np.ndarray | None:
-    """Validate ``dark``: None, ``"slots"``, a path to a 2-D ``.npy`` image, or a 2-D array."""
+    """Validate ``dark``: None, ``"slots"``, a 2-D image or a file of one (`load_array`)."""
     if value is None:
         return None
     if isinstance(value, str) and value == "slots":
         return "slots"
-    if isinstance(value, str | Path):
-        path = Path(value)
-        if path.suffix != ".npy" or not path.is_file():
-            raise ParamError("dark", "'slots' or the path of an existing .npy file", str(value))
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ParamError("dark", "a readable .npy file", f"{value} ({exc})") from exc
-    arr = np.asarray(value)
+    if isinstance(value, str | Path) and not Path(split_dataset(str(value))[0]).is_file():
+        raise ParamError("dark", "'slots' or the path of an existing image file", str(value))
+    arr = np.asarray(load_array("dark", value))
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
         raise ParamError("dark", "a 2-D numeric image (y, x) of the full frame", arr.shape)
     return np.ascontiguousarray(arr, dtype=np.float64)

@@ -75,6 +75,8 @@ single_fraction, double_fraction, double_threshold
         Frame-pattern slot names (default ``["image"]``); slots containing ``"dark"`` are darks.
     """
 
+    context_keys = ("name", "frame_shape", "slots")
+
     def __init__(
         self,
         *,

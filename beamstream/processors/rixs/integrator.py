@@ -56,6 +56,8 @@ class EnergyIntegrator(Accumulator[BinnedState]):
         Frame-pattern slot names (default ``["image"]``).
     """
 
+    context_keys = ("name", "frame_shape", "slots")
+
     def __init__(
         self,
         *,

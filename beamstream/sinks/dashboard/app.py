@@ -95,6 +95,7 @@ class DashboardApp:
     def __init__(
         self,
         hub: Hub,
+        *,
         update_hz: float = 4.0,
         on_reset: Callable[[], None] | None = None,
         title: str = "beamstream",

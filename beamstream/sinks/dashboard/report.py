@@ -2,7 +2,7 @@
 
 The page shows the dashboard's result panels (all scan bins combined; one image per slot) and the
 per-train records, with BokehJS inlined so that it opens offline. Files written by the hdf5 sink
-are read with `beamstream.sinks.results`; any other NeXus-style file is read generically: every
+are read with `beamstream.formats.results`; any other NeXus-style file is read generically: every
 ``NXdata`` group (``signal``, ``axes``/``dims`` attributes, axis datasets with ``units``) becomes
 a result of the processor named by its parent group.
 """
@@ -97,7 +97,7 @@ def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], di
         raise OSError(f"{path}: no such file")
     facts: dict[str, Any] = {"file": str(path)}
     try:
-        from beamstream.sinks.results import read_records, read_results_file
+        from beamstream.formats.results import read_records, read_results_file
 
         rf = read_results_file(path)
     except (ImportError, ValueError) as e:

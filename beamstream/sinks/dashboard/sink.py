@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from beamstream.arrays import load_array
+from beamstream.processors.params import ParamError
 from beamstream.sinks.base import Sink
 from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.server import DashboardServer
@@ -37,32 +39,13 @@ log = logging.getLogger(__name__)
 
 
 def load_mask(mask: str | Path | np.ndarray | None) -> np.ndarray | None:
-    """A pixel mask (True = masked) from an array, ``.npy``, ``.npz`` or HDF5 file.
-
-    An ``.npz`` or HDF5 file gives its ``mask`` array (else its first array).
-    """
-    if mask is None or isinstance(mask, np.ndarray):
-        return None if mask is None else np.asarray(mask, dtype=bool)
-    path = Path(mask)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path).astype(bool)
-    if suffix == ".npz":
-        with np.load(path) as z:
-            return np.asarray(z["mask"] if "mask" in z else z[z.files[0]], dtype=bool)
-    if suffix in (".h5", ".hdf5", ".nxs"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            if "mask" in f:
-                return np.asarray(f["mask"], dtype=bool)
-            found: list[np.ndarray] = []
-            f.visititems(
-                lambda n, o: found.append(o[()]) if not found and hasattr(o, "shape") else None
-            )
-            if found:
-                return np.asarray(found[0], dtype=bool)
-    raise ValueError(f"mask {path}: expected a .npy, .npz or HDF5 file with a 'mask' array")
+    """A pixel mask (True = masked) from an array or a file (`beamstream.arrays.load_array`;
+    an ``.npz`` gives its ``mask`` array or its only one)."""
+    try:
+        arr = load_array("mask", mask, default_key="mask")
+    except ParamError as e:
+        raise ValueError(str(e)) from None
+    return None if arr is None else np.asarray(arr, dtype=bool)
 
 
 class DashboardSink(Sink):
@@ -100,6 +83,7 @@ class DashboardSink(Sink):
 
     def __init__(
         self,
+        *,
         port: int = 0,
         update_hz: float = 4.0,
         on_reset: Callable[[], None] | None = None,
@@ -144,12 +128,12 @@ class DashboardSink(Sink):
             return
         app = DashboardApp(
             hub,
-            self.update_hz,
-            self.on_reset,
-            self.title,
-            self.mask,
-            self.max_image,
-            self.history,
+            update_hz=self.update_hz,
+            on_reset=self.on_reset,
+            title=self.title,
+            mask=self.mask,
+            max_image=self.max_image,
+            history=self.history,
             control=self.control,
         )
         self.apps = [*self.apps[-15:], app]
@@ -219,7 +203,7 @@ def dashboard_sinks(
 
 def connect_control(sinks: list[Sink], control: Any, token: str | None = None) -> str | None:
     """Serve the control API of ``control`` on the first dashboard's server (before it starts);
-    its URL base, or None when there is no dashboard."""
+    its address, or None when there is no dashboard."""
     from beamstream.control.api import api_routes, is_loopback, new_token
 
     for s in sinks:

@@ -129,8 +129,8 @@ def test_attributes_in_pipeline_after_qphi():
     assert np.isnan(res["maps"]["maps/vector"].data).all()
 
 
-def test_extractor_before_qphi_finds_no_input():
-    # accumulators run in config order: an extractor listed before qphi sees no products
+def test_extractor_before_qphi_is_refused_naming_both():
+    # accumulators run in config order: an extractor listed before qphi would see no products
     text = CONFIG.replace('[[processors]]\ntype = "qphi"', '[[processors]]\ntype = "qphi-later"')
     head, qphi_block, rest = text.partition('[[processors]]\ntype = "qphi-later"')
     qphi_table, _, others = rest.partition('[[processors]]\ntype = "beamstream.processors.maps:A')
@@ -140,14 +140,19 @@ def test_extractor_before_qphi_finds_no_input():
         + others.split("[[processors]]")[0]
     )
     text += '[[processors]]\ntype = "qphi"' + qphi_table
-    p = Pipeline(parse_config(text))
-    assert [a.name for a in p.accumulators] == ["attrs", "qphi"]
-    states = p.empty_states()
-    v = p.process(train(1), states)
-    assert np.isnan(v.products["attrs"]["mean_i"]).all()
-    probs = p.finalize(states)["attrs"]["attrs/problems"].data
-    assert probs[0].tolist() == [0, 0, 2]  # mean_i: input missing for both frames
-    assert v.products["attrs"]["i0"].tolist() == [101.0, 201.0]  # slow data needs no qphi
+    with pytest.raises(ConfigError) as e:
+        Pipeline(parse_config(text))
+    msg = str(e.value)
+    assert "'attrs' requires 'qphi.iq'" in msg and "'qphi' provides it but comes after" in msg
+
+
+def test_extractor_without_qphi_is_refused_naming_both():
+    text = CONFIG.replace('[[processors]]\ntype = "qphi"', '[[processors]]\ntype = "qphi-gone"')
+    head, _, rest = text.partition('[[processors]]\ntype = "qphi-gone"')
+    _, _, others = rest.partition('[[processors]]\ntype = "beamstream.processors.maps:A')
+    text = head + '[[processors]]\ntype = "beamstream.processors.maps:A' + others
+    with pytest.raises(ConfigError, match="'attrs' requires 'qphi.iq'; no processor provides it"):
+        Pipeline(parse_config(text))
 
 
 def test_missing_monitor_counts_as_error_per_frame():

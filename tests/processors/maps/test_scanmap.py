@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
+from beamstream.formats.h5layout import read_result, write_result
 from beamstream.processors.base import TrainView
 from beamstream.processors.maps import ScanMap
 from beamstream.processors.maps.placement import EVENTS
 from beamstream.processors.params import ParamError
-from beamstream.sinks.h5layout import read_result, write_result
-from beamstream.streamer.simulate.saxs import RasterScan
+from beamstream.simulate.saxs import RasterScan
 from beamstream.streamer.train import Train
 
 XS, YS, KEY = "MOTOR/X", "MOTOR/Y", "actualPosition"

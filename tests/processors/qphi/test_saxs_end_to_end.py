@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamstream.streamer.simulate import SaxsSimulator
+from beamstream.simulate import SaxsSimulator
 from tests.simrun import run_on_simulator
 
 

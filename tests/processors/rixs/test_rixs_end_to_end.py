@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from beamstream.processors.rixs.curvature import fit_curvature_hits
-from beamstream.streamer.simulate import RixsSimulator
+from beamstream.simulate import RixsSimulator
 from tests.simrun import run_on_simulator
 
 

@@ -2,7 +2,7 @@
 
 HDF5's single-writer/multiple-reader mode lets h5py or silx read a file while it grows, and keeps
 the file consistent at every moment: after a ``kill -9`` of the writer it still opens (with
-``swmr=True``; `beamstream.sinks.h5layout.open_h5` does that). SWMR forbids creating datasets or
+``swmr=True``; `beamstream.formats.h5layout.open_h5` does that). SWMR forbids creating datasets or
 attributes once it is on, so a dataset that appears late (a new record key) is created by closing
 the file, reopening it without SWMR for that one change, and switching SWMR back on. Readers
 should re-open the file to see datasets created after they opened it.

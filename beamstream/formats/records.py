@@ -34,8 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from beamstream.sinks.appendfile import AppendFile
-from beamstream.sinks.h5layout import h5name
+from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.h5layout import h5name
 
 __all__ = ["RecordsWriter", "flatten_record", "read_columns", "RaggedRows"]
 

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from beamstream.streamer.simulate._common import (
+from beamstream.simulate._common import (
     FIRST_TRAIN_ID,
     SimulatedDetector,
     source_metadata,
 )
-from beamstream.streamer.simulate.dssc import DsscSimulator
-from beamstream.streamer.simulate.rixs import RixsSimulator
-from beamstream.streamer.simulate.saxs import SaxsSimulator
+from beamstream.simulate.dssc import DsscSimulator
+from beamstream.simulate.rixs import RixsSimulator
+from beamstream.simulate.saxs import SaxsSimulator
 from beamstream.streamer.train import Train
 
 __all__ = ["SIMULATORS", "make_simulator", "simulate"]

@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["register", "main", "parse_scan", "DETECTORS"]
 
-#: the detectors of `beamstream.streamer.simulate.serve.SIMULATORS` (listed here so that
+#: the detectors of `beamstream.simulate.serve.SIMULATORS` (listed here so that
 #: ``beamstream --help`` need not import numba)
 DETECTORS = ("saxs", "dssc", "rixs")
 
@@ -118,7 +118,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
-    from beamstream.streamer.simulate.serve import simulate
+    from beamstream.simulate.serve import simulate
 
     options: dict[str, Any] = {}
     if args.scan is not None:
@@ -174,7 +174,7 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m beamstream.streamer.simulate.cli ...``."""
+    """Standalone entry point: ``python -m beamstream.simulate.cli ...``."""
     parser = argparse.ArgumentParser(prog="beamstream")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.streamer.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
-from beamstream.streamer.simulate._noise import NORMAL_TABLE, poisson_like
-from beamstream.streamer.simulate.geometry import Geometry
+from beamstream.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
+from beamstream.simulate._noise import NORMAL_TABLE, poisson_like
+from beamstream.simulate.geometry import Geometry
 
 __all__ = ["Ring", "RasterScan", "SaxsTruth", "SaxsSimulator", "AGBH_Q1", "DEFAULT_RINGS"]
 

@@ -17,20 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.config import PipelineConfig, parse_config
-from beamstream.processors.base import Result
-from beamstream.processors.pipeline import Pipeline, States
-from beamstream.sinks.h5layout import (
-    fingerprint_diff,
+from beamstream.config import PipelineConfig, fingerprint_diff, parse_config, text_fingerprint
+from beamstream.formats.h5layout import (
     from_json,
     iter_results,
     open_h5,
-    pipeline_fingerprint,
     read_result,
     read_tree,
 )
-from beamstream.sinks.hdf5 import write_results_file
-from beamstream.sinks.records import RaggedRows, read_columns
+from beamstream.formats.records import RaggedRows, read_columns
+from beamstream.formats.results_writer import write_results_file
+from beamstream.processors.base import Result, State
+from beamstream.processors.pipeline import Pipeline, States
 
 __all__ = [
     "ResultsFile",
@@ -108,7 +106,7 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
             p,
             text,
             _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
-            str(entry["config"].attrs.get("fingerprint", pipeline_fingerprint(text))),
+            str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
             results,
             states,
             types,
@@ -134,8 +132,9 @@ def check_same_pipeline(a: ResultsFile | tuple[str, str], b: ResultsFile | tuple
     """Raise ValueError naming the differences unless both were made with the same pipeline."""
     wa, ta = (str(a.path), a.config_text) if isinstance(a, ResultsFile) else a
     wb, tb = (str(b.path), b.config_text) if isinstance(b, ResultsFile) else b
-    if pipeline_fingerprint(ta) != pipeline_fingerprint(tb):
-        diff = "; ".join(fingerprint_diff(ta, tb)) or "the configs differ"
+    ca, cb = parse_config(ta, wa), parse_config(tb, wb)
+    if ca.fingerprint != cb.fingerprint:
+        diff = "; ".join(fingerprint_diff(ca, cb)) or "the configs differ"
         raise ValueError(f"{wa} and {wb} come from different pipelines: {diff}")
 
 
@@ -145,20 +144,15 @@ def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
     for name, empty in pipeline.empty_states().items():
         if name not in rf.states:
             raise ValueError(f"{rf.path}: no stored state for accumulator {name!r}")
-        tree = rf.states[name]
-        if hasattr(type(empty), "from_dict"):
-            state = type(empty).from_dict(tree)
-        elif isinstance(empty, np.ndarray):
-            state = np.asarray(tree["array"])
-        else:
-            state = tree
-        if hasattr(empty, "compatible"):
-            try:
-                empty.compatible(state)
-            except ValueError as e:
-                raise ValueError(
-                    f"{rf.path}: state of {name!r} does not fit the pipeline: {e}"
-                ) from None
+        if not isinstance(empty, State):
+            raise ValueError(f"accumulator {name!r}: its state is not a State")
+        state = type(empty).from_dict(rf.states[name])
+        try:
+            empty.compatible(state)
+        except ValueError as e:
+            raise ValueError(
+                f"{rf.path}: state of {name!r} does not fit the pipeline: {e}"
+            ) from None
         out[name] = state
     return out
 
@@ -388,7 +382,7 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
                 recs = recs.set_coords("train_id")
     else:
         results = {p: dict(named) for p, named in rf.results.items()}
-    from beamstream.sinks.hdf5 import combine_segments
+    from beamstream.formats.results_writer import combine_segments
 
     prov = combine_segments(rf.segments)
     prov["segments"] = rf.segments

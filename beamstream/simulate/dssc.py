@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from beamstream.streamer.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
-from beamstream.streamer.simulate._noise import NORMAL_TABLE, noisy_frames
+from beamstream.simulate._common import FIRST_TRAIN_ID, SimulatedDetector
+from beamstream.simulate._noise import NORMAL_TABLE, noisy_frames
 
 __all__ = [
     "DEFAULT_PATTERN",

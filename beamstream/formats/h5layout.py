@@ -4,18 +4,14 @@
   (arrays become datasets, plain values JSON attributes), used for accumulator states;
 * `write_result` / `read_result`: a `Result` <-> a NeXus ``NXdata`` group (``signal``, ``axes``,
   ``<axis>_indices``, ``units``);
-* `atomic_h5`: write a whole file under a temporary name and `os.replace` it into place;
-* `pipeline_fingerprint`: the processing-relevant part of a config, to refuse resuming or
-  merging files of a different pipeline.
+* `atomic_h5`: write a whole file under a temporary name and `os.replace` it into place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,8 +29,6 @@ __all__ = [
     "write_result",
     "read_result",
     "atomic_h5",
-    "pipeline_fingerprint",
-    "fingerprint_diff",
     "h5name",
     "iter_results",
     "open_h5",
@@ -300,52 +294,3 @@ def compression_kwargs(name: str | None) -> dict[str, Any]:
             f"compression {name!r} needs hdf5plugin (pip install hdf5plugin)"
         ) from None
     return dict(getattr(hdf5plugin, plugins[name])())
-
-
-#: config parts that decide what the accumulated states mean
-_SOURCE_KEYS = ("detector", "key", "layout", "frame_shape")
-
-
-def _fingerprint_parts(config_text: str) -> dict[str, Any]:
-    raw = tomllib.loads(config_text) if config_text else {}
-    src = raw.get("source", {})
-    return {
-        "version": raw.get("version"),
-        "source": {k: src.get(k) for k in _SOURCE_KEYS},
-        "scan": raw.get("scan"),
-        "processors": raw.get("processors", []),
-    }
-
-
-def pipeline_fingerprint(config_text: str) -> str:
-    """A hash of the processing-relevant config: detector and layout, scan and processors.
-
-    Endpoints, sinks, run settings and comments do not count: a run resumed from another
-    endpoint, with other sinks, is still the same accumulation.
-    """
-    canon = json.dumps(_fingerprint_parts(config_text), sort_keys=True, default=str)
-    return hashlib.sha256(canon.encode()).hexdigest()[:16]
-
-
-def fingerprint_diff(text_a: str, text_b: str) -> list[str]:
-    """Human-readable differences between two configs' processing-relevant parts."""
-    a, b = _fingerprint_parts(text_a), _fingerprint_parts(text_b)
-    out = []
-    for key in a:
-        if key == "processors":
-            pa, pb = a[key], b[key]
-            if len(pa) != len(pb):
-                out.append(f"{len(pa)} processors vs {len(pb)}")
-                continue
-            for i, (x, y) in enumerate(zip(pa, pb, strict=True)):
-                for k in sorted(set(x) | set(y)):
-                    if x.get(k) != y.get(k):
-                        out.append(f"processors[{i}].{k}: {x.get(k)!r} vs {y.get(k)!r}")
-        elif a[key] != b[key]:
-            if isinstance(a[key], dict) and isinstance(b[key], dict):
-                for k in sorted(set(a[key]) | set(b[key])):
-                    if a[key].get(k) != b[key].get(k):
-                        out.append(f"{key}.{k}: {a[key].get(k)!r} vs {b[key].get(k)!r}")
-            else:
-                out.append(f"{key}: {a[key]!r} vs {b[key]!r}")
-    return out

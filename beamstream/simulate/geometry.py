@@ -169,7 +169,7 @@ def write_poni(path: str | os.PathLike, geometry: Geometry) -> None:
     config = {"pixel1": g.pixel1, "pixel2": g.pixel2, "max_shape": [g.shape[0], g.shape[1]]}
     lines = [
         "# Nota: C-Order, 1 refers to the Y axis, 2 to the X axis",
-        "# Written by beamstream.streamer.simulate",
+        "# Written by beamstream.simulate",
         "poni_version: 2",
         "Detector: Detector",
         f"Detector_config: {json.dumps(config)}",

@@ -156,3 +156,25 @@ def test_replaying_switches_at_the_recorded_trains():
     assert [t for t, s in taken.items() if s] == [10, 20]
     assert taken[10].new_segment and taken[20].new_segment
     assert taken[20].config.run.interval == 2.0
+
+
+def test_ctl_command(served, capsys):
+    from beamstream.cli import main
+
+    ctl, server, _ = served
+    assert main(["ctl", server.url, "get"]) == 0
+    assert capsys.readouterr().out.startswith("# config version 1\n")
+    assert main(["ctl", server.url, "set", "processors.frames.rules[0].min=300"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("version 2 (new_segment, segment 1): applied from train")
+    assert main(["ctl", server.url, "set", "processors.frames.rules[0].min=lots"]) == 1
+    assert "refused (422): change: processors[0]" in capsys.readouterr().err
+    assert main(["ctl", server.url, "versions"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and "ctl@127.0.0.1: processors.frames.rules[0].min = 300" in table[2]
+    assert main(["ctl", server.url, "reset"]) == 0
+    assert "version 3 (reset, segment 2)" in capsys.readouterr().out
+    assert main(["ctl", server.url, "get", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["processors"][0]["rules"][0]["min"] == 300
+    assert main(["ctl", "http://127.0.0.1:1", "status"]) == 1
+    assert "cannot reach" in capsys.readouterr().err

@@ -57,6 +57,7 @@ class LocalExecutor:
             from beamstream.sources import open_source
 
             self.source = open_source(run.config)
+        self._source_events = getattr(self.source, "events", None)
         self._feed = self._trains()
 
     def pump(self, deadline: float, limit: int | None) -> bool:
@@ -128,7 +129,7 @@ class LocalExecutor:
 
     def _events(self) -> bool:
         """True when the source asked for a new epoch (the runner is told)."""
-        events = getattr(self.source, "events", None)
+        events = self._source_events
         if events is not None and "new_epoch" in events():
             self.run.reset()
             return True

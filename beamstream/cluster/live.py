@@ -142,14 +142,16 @@ class DaskLiveExecutor:
             if not self._alive():
                 log.error("every worker was lost: stopping")
                 return False
-            peeks = [p for p in self._peek(self._alive()).values() if p]
-            self.taken = max(self.taken, sum(p["taken"] for p in peeks))
             control = self.run.control
-            if control is not None and control.pending():
-                self._switch_workers(peeks)
-            if timeout is not None and peeks and min(p["idle_s"] for p in peeks) > timeout:
-                log.warning("no train for %.1f s: stopping", timeout)
-                return False
+            steer = control is not None and control.pending()
+            if limit is not None or timeout is not None or steer:  # a task per worker
+                peeks = [p for p in self._peek(self._alive()).values() if p]
+                self.taken = max(self.taken, sum(p["taken"] for p in peeks))
+                if steer:
+                    self._switch_workers(peeks)
+                if timeout is not None and peeks and min(p["idle_s"] for p in peeks) > timeout:
+                    log.warning("no train for %.1f s: stopping", timeout)
+                    return False
             left = deadline - time.monotonic()
             if left <= 0 or (limit is not None and self.taken >= base + limit):
                 return True

@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any, Protocol, TextIO
 
 import numpy as np
@@ -193,5 +194,7 @@ def reprocess(
     """
     chunks = plan_chunks(path, trains_per_chunk, format, trains, **reader_options)
     executor = DaskChunkExecutor(chunks, backend, retries=retries, chunk_fn=chunk_fn)
+    # every selected train: the live limits of [run] (trains, duration) do not apply
+    config = replace(config, run=replace(config.run, trains=None, duration=None))
     runner = Runner(config, executor, sinks, hub=hub, status_out=status_out)
     return runner.run()

@@ -28,11 +28,8 @@ __all__ = [
     "parse_trains",
     "open_reader",
     "detect_format",
-    "FORMATS",
     "READERS",
 ]
-
-FORMATS = ("raw", "euxfel", "lix", "tiff")
 
 
 READERS: Registry[Reader] = Registry("beamstream.readers", Reader, "reader")

@@ -89,8 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["raw", "euxfel", "lix", "tiff"],
-        help="input format (default: detected)",
+        help="input format: a registered reader (raw, euxfel, lix, tiff, plug-ins; default: "
+        "detected)",
     )
     p.add_argument(
         "--stack-modules",

@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trains-per-chunk", type=int, default=100, metavar="K", help="default 100")
     p.add_argument("-o", "--output", metavar="PATH", help="HDF5 results file")
     p.add_argument("--trains", metavar="START:STOP:STEP", help="train positions (or id:...)")
-    p.add_argument("--format", choices=["raw", "euxfel", "lix", "tiff"], help="default: detected")
+    p.add_argument(
+        "--format", help="a registered reader: raw, euxfel, lix, tiff (default: detected)"
+    )
     p.add_argument("--stack-modules", action="store_true", help="euxfel: stack modules")
     p.add_argument(
         "--retries", type=int, default=2, metavar="R", help="retries of a failed chunk (2)"

@@ -79,3 +79,27 @@ def test_unknown_source_type_and_karabo_options_are_located(tmp_path, capsys):
     bad.write_text(CONFIG.format(options="trains = -1"))
     assert main(["check", str(bad)]) == 1
     assert "source.trains: expected a positive integer" in capsys.readouterr().err
+
+
+def test_a_plugin_reader_by_dotted_path_and_unknown_formats(tmp_path):
+    from beamstream.replay import READERS, open_reader
+
+    path = tmp_path / "run.counts"
+    path.write_text("4")
+    with open_reader(path, format="tests.engine.fake_reader:CountsReader", trains="1:4") as r:
+        assert [t.data["COUNTER"]["value"] for t in r] == [2, 3, 4]
+    with pytest.raises(ValueError, match="unknown reader type 'nope'; known: euxfel, lix, raw"):
+        open_reader(path, format="nope")
+    assert set(READERS.available()) >= {"raw", "euxfel", "lix", "tiff"}
+
+
+def test_run_records_raw_trains_through_the_executor(tmp_path):
+    from beamstream.replay import open_reader
+    from beamstream.tools.run_cmd import run_pipeline
+
+    raw = tmp_path / "rec.h5"
+    text = CONFIG.format(options="trains = 6") + f'[[sinks]]\ntype = "raw"\npath = "{raw}"\n'
+    status = run_pipeline(parse_config(text, "src.toml"), quiet=True, dashboard=False)
+    assert status["processed"] == 6
+    with open_reader(raw) as r:
+        assert [t.train_id for t in r] == [1, 2, 3, 4, 5, 6]

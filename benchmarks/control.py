@@ -117,7 +117,8 @@ class Session:
     def _steer(self) -> None:
         k = 0
         self._stop.wait(WARMUP_S)  # the first trains compile and fill caches
-        while not self._stop.wait(self.period):
+        # no change in the last 1.5 s: one sent as the run ends would never reach a train
+        while not self._stop.wait(self.period) and time.monotonic() < self._steer_until:
             k += 1
             if k % 2:
                 values = {"processors.frames.rules[0].min": 100.0 + 50.0 * (k % 4)}
@@ -135,6 +136,7 @@ class Session:
             self.latencies.append(self.done_at.get(first, float("inf")) - t0)
 
     def run(self, duration: float) -> dict[str, Any]:
+        self._steer_until = time.monotonic() + duration - 1.5
         url = self.server.start()
         self.client.base = url
         serve = threading.Thread(target=self._serve, daemon=True)
@@ -180,6 +182,7 @@ def latency_run(rate: float, duration: float) -> dict[str, Any]:
 
 
 def throughput_pairs(duration: float, pairs: int) -> dict[str, Any]:
+    Session(0, False).run(min(duration, 3.0))  # warm-up, discarded: the first run is slower
     ratios, rows = [], []
     for i in range(pairs):
         order = (False, True) if i % 2 == 0 else (True, False)  # ABBA
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=10.0, help="trains/s of the latency run")
     ap.add_argument("--latency-duration", type=float, default=30.0)
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per throughput run")
-    ap.add_argument("--pairs", type=int, default=2, help="ABBA pairs of throughput runs")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs of throughput runs (AB, BA, ...)")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     lat = latency_run(args.rate, args.latency_duration)

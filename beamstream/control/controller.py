@@ -136,7 +136,13 @@ class Controller:
 
     def status_info(self) -> dict[str, Any]:
         """The run's status with the current version, segment and queued versions."""
-        out = dict(self.status() if self.status is not None else {})
+        out: dict[str, Any] = {}
+        for _ in range(3):  # the run's counters change under us: a rare race, try again
+            try:
+                out = dict(self.status() if self.status is not None else {})
+                break
+            except RuntimeError:
+                continue
         out.update(
             version=self._current.number,
             segment=self._current.segment,

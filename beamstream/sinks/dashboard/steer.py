@@ -199,7 +199,10 @@ class SteerPanel:
                 log.exception("dashboard control request failed")
                 text = f"<span style='color:#b00'>{html.escape(type(e).__name__)}: {e}</span>"
             if doc is not None:
-                doc.add_next_tick_callback(lambda: setattr(self.message, "text", text))
+                try:
+                    doc.add_next_tick_callback(lambda: setattr(self.message, "text", text))
+                except Exception:  # the page was closed meanwhile: nobody to tell
+                    log.debug("dashboard session gone before its control answer")
 
         threading.Thread(target=work, name="dashboard control", daemon=True).start()
 

@@ -113,6 +113,17 @@ class Session:
             self.done_at[train.train_id] = time.monotonic()
 
         executor._process = timed  # type: ignore[method-assign]
+        #: seconds the processing loop spent switching versions (CPU the trains did not get)
+        self.switch_seconds: list[float] = []
+        steering = self.runner.steering
+        switch = steering.switch
+
+        def timed_switch(*args: Any) -> None:
+            t0 = time.perf_counter()
+            switch(*args)
+            self.switch_seconds.append(time.perf_counter() - t0)
+
+        steering.switch = timed_switch  # type: ignore[method-assign]
 
     def _serve(self) -> None:
         from beamstream.simulate import simulate
@@ -220,6 +231,9 @@ def throughput_interleaved(duration: float, window: float) -> dict[str, Any]:
         "quiet_trains_per_s": statistics.mean(rates[0::2]) if rates else float("nan"),
         "changing_trains_per_s": statistics.mean(rates[1::2]) if rates[1:] else float("nan"),
         "versions": len(session.control.log),
+        "switch_ms_median": 1e3 * statistics.median(session.switch_seconds)
+        if session.switch_seconds
+        else float("nan"),
         "neighbour_ratios": ratios,
         "throughput_ratio": statistics.median(ratios) if ratios else float("nan"),
     }
@@ -257,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"saturated, {thr['window_s']:g} s windows: quiet {thr['quiet_trains_per_s']:.1f} "
         f"trains/s, with a change every second {thr['changing_trains_per_s']:.1f} trains/s "
-        f"({thr['versions']} versions, {len(thr['neighbour_ratios'])} neighbour ratios)"
+        f"({thr['versions']} versions, {len(thr['neighbour_ratios'])} neighbour ratios); "
+        f"a switch holds the processing loop {thr['switch_ms_median']:.1f} ms (median)"
     )
     print(
         f"throughput_ratio (median of neighbour ratios) {thr['throughput_ratio']:.3f} "

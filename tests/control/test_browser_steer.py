@@ -74,6 +74,18 @@ def _drag(driver: Any, start: tuple[float, float], end: tuple[float, float]) -> 
     actions.perform()
 
 
+def _taps(driver: Any, points: list[tuple[float, float]]) -> None:
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    for x, y in points:
+        actions = ActionBuilder(driver)
+        actions.pointer_action.move_to_location(int(x), int(y))
+        actions.pointer_action.pointer_down()
+        actions.pointer_action.pointer_up()
+        actions.perform()
+        time.sleep(0.3)  # separate taps, not a double tap
+
+
 def test_draw_an_roi_with_the_box_tool(browser, processes, subprocess_env, free_port, tmp_path):  # noqa: F811
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     port = free_port()
@@ -129,6 +141,20 @@ def test_draw_an_roi_with_the_box_tool(browser, processes, subprocess_env, free_
         assert abs(x0 - 8) <= 1 and abs(x1 - 30) <= 1 and abs(y0 - 6) <= 1 and abs(y1 - 20) <= 1
         versions = api.versions()
         assert versions[-1]["kind"] == "compatible" and versions[-1]["client"].startswith("dash")
+
+        # the polygon tool: three taps, then Enter
+        browser.execute_script("Bokeh.documents[0].get_model_by_name('roi_poly').active = true;")
+        corners = [browser.execute_script(WHERE, x, y) for x, y in ((34, 4), (46, 4), (40, 14))]
+        _taps(browser, corners)
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        ActionChains(browser).send_keys(Keys.ENTER).perform()
+        _wait(browser, lambda p: "config version 3" in p["version"] and len(p["rois"]) == 2)
+        rois = api.config()["config"]["processors"][0]["rois"]
+        assert [r["name"] for r in rois] == ["roi1", "roi2"]
+        poly = rois[1]["polygon"]
+        assert len(poly) == 3 and abs(poly[0][0] - 34) < 1 and abs(poly[2][1] - 14) < 1
         shot = tmp_path / "steer.png"
         assert browser.save_screenshot(str(shot))
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]

@@ -7,6 +7,7 @@ processing. The URL goes into ``hub.info["dashboard_url"]`` (and so into the run
 
 from __future__ import annotations
 
+import hmac
 import logging
 import sys
 import time
@@ -134,7 +135,7 @@ class DashboardSink(Sink):
             mask=self.mask,
             max_image=self.max_image,
             history=self.history,
-            control=self.control,
+            control=self.control if steering_allowed(doc, self.control_token) else None,
         )
         self.apps = [*self.apps[-15:], app]
         app.build(doc)
@@ -159,6 +160,11 @@ class DashboardSink(Sink):
         hub.info["dashboard_url"] = url
         if self.out is not None:
             self.out.write(f"beamstream dashboard: {url}\n")
+            if self.control_token:
+                self.out.write(
+                    f"  steering (and the control API) need the token: {url}?token="
+                    f"{self.control_token} (API: Authorization: Bearer {self.control_token})\n"
+                )
             self.out.flush()
 
     def serve(self, hub: Hub) -> str:
@@ -215,6 +221,19 @@ def connect_control(sinks: list[Sink], control: Any, token: str | None = None) -
             s.control_token = token
             return s.server.address
     return None
+
+
+def steering_allowed(doc: Any, token: str | None) -> bool:
+    """Whether the session of ``doc`` may steer the run: always without a control token (a
+    dashboard on 127.0.0.1), else only when its page was opened with ``?token=<token>``."""
+    if not token:
+        return True
+    request = getattr(getattr(doc, "session_context", None), "request", None)
+    given = (getattr(request, "arguments", None) or {}).get("token", [])
+    return any(
+        hmac.compare_digest(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v), token)
+        for v in given
+    )
 
 
 def connect_reset(sinks: list[Sink], reset: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ is counted as lost (``lost_intervals`` / ``drops["worker_lost"]`` in the status)
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
@@ -116,6 +117,8 @@ class DaskLiveExecutor:
         self.train_ids: list[np.ndarray] = []
         self.late_switches = 0
         self._last_boundary = -1
+        self._taken_at: collections.deque[tuple[float, int]] = collections.deque(maxlen=8)
+        self._collect_s = 0.0  # how long the last collect took
 
     # -- executor interface -------------------------------------------------------------------
     def open(self, run: Runner) -> None:
@@ -160,6 +163,13 @@ class DaskLiveExecutor:
 
     def collect(self, fn: Any = tasks.live_swap) -> Partial | None:
         """Swap out every worker's delta and merge them in a Dask tree."""
+        started = time.monotonic()
+        try:
+            return self._collect(fn)
+        finally:
+            self._collect_s = time.monotonic() - started
+
+    def _collect(self, fn: Any) -> Partial | None:
         reuse = fn is tasks.live_swap
         futs = {
             s.name: (s.pending if reuse and s.pending is not None else None)
@@ -221,10 +231,16 @@ class DaskLiveExecutor:
             return  # a slow swap of the old version is still out: switch at the next pump
         ids = [p.get("last_id", -1) for p in peeks]
         last = max(ids, default=-1)
+        now = time.monotonic()
+        self._taken_at.append((now, sum(p["taken"] for p in peeks)))
         if last < 0 or min(ids) < self._last_boundary:
             return  # no train yet, or a worker has not yet reached the previous boundary
-        rate = float(self.run.status_dict().get("trains_per_s") or 0.0)
-        boundary = last + max(3, int(rate * SWITCH_MARGIN_S) + 1)
+        (t0, n0), (t1, n1) = self._taken_at[0], self._taken_at[-1]
+        if t1 - t0 < 0.2:
+            return  # the train rate is not known yet: ask again at the next pump
+        # beyond the trains that arrive while the old version is collected and the switch sent
+        ahead = (n1 - n0) / (t1 - t0) * (SWITCH_MARGIN_S + 2 * self._collect_s)
+        boundary = last + max(3, int(ahead) + 1)
         due = self.run.control.next_due() or 0
         if due > last:  # a replayed version: exactly at its recorded train
             boundary = due

@@ -48,7 +48,7 @@ class Partial:
     counters
         What happened to the trains.
     train_ids
-        Ids of every train taken (int64, in the order they were taken).
+        Ids of every train taken (uint64, in the order they were taken).
     records
         Per-train records of the accepted trains (kept only when asked for).
     cumulative
@@ -62,7 +62,7 @@ class Partial:
     fingerprint: str
     states: States
     counters: Counters = field(default_factory=Counters)
-    train_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    train_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     records: list[dict[str, Any]] = field(default_factory=list)
     cumulative: bool = False
     previous: list[Partial] = field(default_factory=list)
@@ -164,7 +164,7 @@ class Accumulation:
             self.fingerprint,
             self.states,
             counters,
-            np.asarray(self.ids, np.int64),
+            np.asarray(self.ids, np.uint64),
             list(self.records),
         )
         self._new()

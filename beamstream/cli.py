@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from beamstream import __version__
@@ -24,6 +25,7 @@ SUBCOMMANDS = (
     "beamstream.control.ctl_cmd",
     "beamstream.replay.cli",
     "beamstream.tools.merge_cmd",
+    "beamstream.tools.keys_cmd",
     "beamstream.sinks.dashboard.cli",
     "beamstream.processors.rixs.cli",
 )
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        return _exit_status(int(args.func(args) or 0))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -69,6 +71,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"beamstream {args.command}: error: {e}", file=sys.stderr)
         return 1
+
+
+def _exit_status(code: int) -> int:
+    """``code``; but when a file had to be abandoned after a write error (a full disk), exit
+    at once: HDF5's clean-up at exit would retry its failed writes and can crash the process.
+    Every other file is closed by then."""
+    appendfile = sys.modules.get("beamstream.formats.appendfile")
+    broken = appendfile.broken_files() if appendfile is not None else []
+    if broken:
+        logging.getLogger(__name__).warning(
+            "left after write errors (their complete rows are readable): %s", ", ".join(broken)
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

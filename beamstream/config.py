@@ -62,6 +62,9 @@ class SourceConfig:
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
+    max_frame_bytes: int = 1 << 30  # larger frames are refused by ZeroMQ before receipt
+    curve_server_key: str | None = None  # CURVE: the source's public key file (`beamstream keys`)
+    curve_client_key: str | None = None  # CURVE: this client's secret key file
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -154,9 +157,16 @@ class PipelineConfig:
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
     def with_source(self, **changes: Any) -> PipelineConfig:
-        """A copy with source settings overridden (e.g. from the command line)."""
+        """A copy with source settings overridden (e.g. from the command line).
+
+        Switching to a SUB socket turns the policy ``block`` (which SUB cannot honour) into
+        ``drop_oldest``.
+        """
         changes = {k: v for k, v in changes.items() if v is not None}
-        return replace(self, source=replace(self.source, **changes))
+        source = replace(self.source, **changes)
+        if source.socket == "SUB" and source.policy == "block" and "policy" not in changes:
+            source = replace(source, policy="drop_oldest")
+        return replace(self, source=source)
 
     def with_run(self, **changes: Any) -> PipelineConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
@@ -292,6 +302,8 @@ class _Checker:
             raise self.fail(name, "a table", raw)
         specs = {f.name: f for f in fields(cls)}
         self.unknown(name, raw, set(specs))
+        if cls is SourceConfig and raw.get("socket") == "SUB" and "policy" not in raw:
+            raw = {**raw, "policy": "drop_oldest"}  # SUB cannot block: drop, counted
         values = {k: self.value(f"{name}.{k}", v, specs[k].type) for k, v in raw.items()}
         try:
             obj = cls(**values)
@@ -339,6 +351,13 @@ class _Checker:
             self.choice(f"{name}.socket", obj.socket, ("REQ", "SUB", "PULL"))
             self.choice(f"{name}.policy", obj.policy, ("block", "drop_oldest", "drop_newest"))
             self.choice(f"{name}.protocol", obj.protocol, ("2.2", "1.0"))
+            if obj.socket == "SUB" and obj.policy == "block":
+                raise self.fail(
+                    f"{name}.policy",
+                    "'drop_oldest' or 'drop_newest' with socket 'SUB' (a SUB socket cannot push "
+                    "back: ZeroMQ drops for a slow subscriber)",
+                    obj.policy,
+                )
             if obj.queue < 1:
                 raise self.fail(f"{name}.queue", "a positive integer", obj.queue)
         if isinstance(obj, ScanConfig):

@@ -212,7 +212,7 @@ class Runner:
     def _new_epoch(self) -> None:
         self._reset.clear()
         self.collect()
-        self.publish()
+        self.hub.close_epoch(self.publish())  # the closed epoch stays in the results
         self.epoch += 1
         self.states = self.pipeline.empty_states()
         log.info("accumulation reset: epoch %d", self.epoch)

@@ -116,7 +116,7 @@ class DaskChunkExecutor:
             self.spec.fingerprint,
             states if states is not None else self.run.pipeline.empty_states(),
             counters,
-            np.concatenate(ids) if ids else np.zeros(0, np.int64),
+            np.concatenate(ids) if ids else np.zeros(0, np.uint64),
             records,
             cumulative=states is not None,
         )

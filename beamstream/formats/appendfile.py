@@ -20,7 +20,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["AppendFile"]
+__all__ = ["AppendFile", "broken_files"]
+#: files abandoned after a write error: HDF5 can neither flush nor close them (closing one
+#: makes the library retry the failed writes, and can crash it at exit); kept open until exit
+_BROKEN: list[h5py.File] = []
+
+
+def broken_files() -> list[str]:
+    """Paths of the files abandoned after a write error in this process."""
+    return [f.filename for f in _BROKEN]
+
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +144,15 @@ class AppendFile:
                 if isinstance(obj, h5py.Dataset):
                     obj.flush()
         f.flush()
+
+    def abandon(self) -> None:
+        """Give the file up after a write error (the rows flushed before it stay readable:
+        readers trust only complete rows). It is never closed (see `broken_files`)."""
+        f, self._f = self._f, None
+        if f is None:
+            return
+        _BROKEN.append(f)  # never closed: HDF5 cannot flush it
+        log.warning("%s: abandoned after a write error", self.path)
 
     def close(self) -> None:
         if self._f is not None:

@@ -239,34 +239,45 @@ def open_h5(path: str | os.PathLike[str]) -> h5py.File:
 def atomic_h5(path: str | os.PathLike[str], fsync: bool = True) -> Iterator[h5py.File]:
     """Write a new HDF5 file at ``path`` atomically.
 
-    The file is written as ``<path>.tmp-<pid>``, flushed (and fsynced), closed and renamed over
+    The file is built in memory, written as ``<path>.tmp-<pid>`` (fsynced), and renamed over
     ``path``: readers and a crash at any moment see either the previous complete file or the new
-    complete one, never a half-written one.
+    complete one, never a half-written one. A failed write (a full disk) raises `OSError`
+    and leaves the previous file and no temporary.
     """
     final = Path(path)
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    f = h5py.File(tmp, "w", track_order=True)
+    # built in memory, then written with plain file I/O: a full disk is a clean OSError here,
+    # never an HDF5 library left with dirty metadata it keeps failing to flush
+    f = h5py.File(
+        f"{final.name}-{id(final)}", "w", driver="core", backing_store=False, track_order=True
+    )
     try:
         yield f
-    except BaseException:
+        f.flush()
+        image = f.id.get_file_image()
+    finally:
         f.close()
-        tmp.unlink(missing_ok=True)
+    try:
+        with open(tmp, "wb") as out:
+            out.write(image)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the previous file stays as it was, without debris
         raise
-    f.close()
-    if fsync:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(tmp, final)
     if fsync:
         with contextlib.suppress(OSError):
-            dfd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            _fsync(final.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def compression_kwargs(name: str | None) -> dict[str, Any]:

@@ -8,11 +8,14 @@ Layout (``beamstream-raw/1``, see ``docs/replay.md``), N trains, every dataset e
     Per train the msgpack encoding of the source's metadata map and of its plain (non-array)
     values, concatenated; ``count`` is the length of each train's piece, -1 when the source is
     absent from the train.
-``/sources/<source>/arrays/<key>[@k]``: ``data`` (rows, *inner) and ``count`` (N,) int64
+``/sources/<source>/arrays/<key>[@k]``: ``data`` (rows, *inner), ``count`` (N,) int64 and
+    ``crc`` (N,) uint32
     The arrays of each train concatenated along their first axis (``count`` rows each, -1:
-    absent); attributes ``ndim`` (0 for 0-d arrays, stored as one row) and ``dims`` (JSON, the
-    axis names sent with the array, when there were). A key whose trailing shape, dtype or dims
-    change gets a further version ``<key>@2``, ... (each train's array is in exactly one).
+    absent; ``crc`` the CRC-32 of each train's bytes, verified on replay: data attribute
+    ``checksum = "crc32"``); attributes ``ndim`` (0 for 0-d arrays, stored as one row) and
+    ``dims`` (JSON, the axis names sent with the array, when there were). A key whose trailing
+    shape, dtype or dims change gets a further version ``<key>@2``, ... (each train's array is
+    in exactly one).
 
 Source names are escaped as HDF5 link names (``/`` -> ``%2F``). The file is written in SWMR mode,
 so a killed recorder leaves a readable file holding every train flushed so far.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,13 +40,19 @@ from beamstream.formats.h5layout import compression_kwargs, h5name, to_json
 from beamstream.streamer.protocol import _plain_default
 from beamstream.streamer.train import Train
 
-__all__ = ["RawWriter", "RAW_FORMAT"]
+__all__ = ["RawWriter", "RAW_FORMAT", "checksum"]
 
 log = logging.getLogger(__name__)
 
 RAW_FORMAT = "beamstream-raw/1"
 _U8 = np.dtype(np.uint8)
 _I8 = np.dtype(np.int64)
+_U4 = np.dtype(np.uint32)
+
+
+def checksum(arr: np.ndarray) -> int:
+    """CRC-32 of an array's bytes (C order), as stored per train in ``.../crc``."""
+    return zlib.crc32(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
 
 
 def _pack(obj: Any) -> bytes:
@@ -137,12 +147,18 @@ class RawWriter:
                     chunk = max(1, min(rows, (64 << 20) // row_bytes))  # one train, <= 64 MiB
                     specs[f"{name}/data"] = (inner, arr.dtype, 0, chunk)
                     specs[f"{name}/count"] = ((), _I8, -1, 1024)
-                    attrs[f"{name}/data"] = {"ndim": arr.ndim, "key": key, "source": src}
+                    specs[f"{name}/crc"] = ((), _U4, 0, 1024)
+                    attrs[f"{name}/data"] = {
+                        "ndim": arr.ndim,
+                        "key": key,
+                        "source": src,
+                        "checksum": "crc32",
+                    }
                     if dims:
                         attrs[f"{name}/data"]["dims"] = to_json(dims)
         # per-train ``count`` datasets are back-filled for earlier trains; concatenated ones not
-        per_train = {k: v for k, v in specs.items() if k.endswith("/count")}
-        concat = {k: v for k, v in specs.items() if not k.endswith("/count")}
+        per_train = {k: v for k, v in specs.items() if k.endswith(("/count", "/crc"))}
+        concat = {k: v for k, v in specs.items() if not k.endswith(("/count", "/crc"))}
         self.file.create(per_train, rows=self.trains)
         self.file.create(concat, rows=0, compression=self.compression, attrs=attrs)
 
@@ -168,6 +184,7 @@ class RawWriter:
     def _write_arrays(self, src: str, key: str, versions: list, batch: list[Train]) -> None:
         for name, inner, dtype, dims in versions:
             counts = np.full(len(batch), -1, np.int64)
+            crcs = np.zeros(len(batch), np.uint32)
             parts = []
             for i, t in enumerate(batch):
                 arr = t.data.get(src, {}).get(key)
@@ -183,9 +200,11 @@ class RawWriter:
                     continue
                 rows = arr.reshape(1) if arr.ndim == 0 else arr
                 counts[i] = len(rows)
+                crcs[i] = checksum(rows)
                 parts.append(rows)
                 self.bytes += arr.nbytes
             self.file.extend(f"{name}/count", counts)
+            self.file.extend(f"{name}/crc", crcs)
             if len(parts) == 1:
                 self.file.extend(f"{name}/data", parts[0])
             elif parts:

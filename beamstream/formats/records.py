@@ -46,6 +46,8 @@ INDEX = "records_index"
 #: the fixed-row layout of older files (before ragged columns) kept each row's true shape here
 SHAPES = "records_shape"
 _STR_LEN = 64
+#: columns whose dtype does not depend on their first values: train ids are uint64
+_FIXED = {"train_id": np.dtype(np.uint64)}
 _RAGGED_CHUNK_BYTES = 1 << 20
 _RAGGED_CHUNK_MAX = 1 << 16
 
@@ -191,7 +193,7 @@ class RecordsWriter:
         row_specs: dict[str, tuple[Any, ...]] = {}
         attrs: dict[str, dict[str, Any]] = {}
         for key, values in seen.items():
-            kind = _column_type(values)
+            kind = (None, _FIXED[key]) if key in _FIXED else _column_type(values)
             if kind is None:
                 if any(v is not None for v in values):
                     self.unsupported.add(key)
@@ -302,8 +304,11 @@ def _unname(name: str) -> str:
     return name.replace("%2F", "/").replace("%25", "%")
 
 
-def read_columns(f: h5py.File) -> tuple[dict[str, np.ndarray | RaggedRows], int]:
-    """``({key: column}, rows)`` of an open records file, cut to its complete rows.
+def read_columns(
+    f: h5py.File, max_rows: int | None = None
+) -> tuple[dict[str, np.ndarray | RaggedRows], int]:
+    """``({key: column}, rows)`` of an open records file, cut to its complete rows (and to
+    ``max_rows``: the rows a results file's states hold, see `HDF5Sink`).
 
     Scalar columns (and fixed-row columns of files written before ragged columns existed) are
     arrays with one row per train; ragged columns are `RaggedRows`. Each index is read before its
@@ -341,6 +346,8 @@ def read_columns(f: h5py.File) -> tuple[dict[str, np.ndarray | RaggedRows], int]
         else:
             cols[key] = ds[()]
     rows = min((len(c) for c in cols.values()), default=0)
+    if max_rows is not None:
+        rows = min(rows, max_rows)
     return {
         k: (c.take(rows) if isinstance(c, RaggedRows) else c[:rows]) for k, c in cols.items()
     }, rows

@@ -67,6 +67,17 @@ class ResultsFile:
     def records_paths(self) -> list[Path]:
         return [self.path.parent / r for r in self.records_files]
 
+    def records_rows(self) -> list[int | None]:
+        """Per records file, the rows whose trains the stored states hold (None: all rows).
+
+        A records file can hold more rows (appended before a crash stopped the results file from
+        being replaced); a resumed run receives those trains again, so they are not read.
+        """
+        rows: dict[str, int] = {}
+        for seg in self.segments:
+            rows.update(seg.get("records_rows") or {})
+        return [rows.get(name) for name in self.records_files]
+
 
 def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
     """Read a file written by `HDF5Sink` (or `merge_results`).
@@ -85,35 +96,41 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
                 f"{p}: not a beamstream results file (expected /entry/config and /entry/states, "
                 "as written by the hdf5 sink)"
             )
-        entry = f["entry"]
-        text = _str(entry["config/data"][()])
-        results: dict[str, dict[str, Result]] = {}
-        for proc, pg in entry.get("results", {}).items():
-            results[_unescape(proc)] = {
-                r.name: r for r in (read_result(g) for g in iter_results(pg))
-            }
-        states, types = {}, {}
-        for name, g in entry["states"].items():
-            states[_unescape(name)] = read_tree(g)
-            types[_unescape(name)] = str(g.attrs.get("state_type", ""))
-        prov = entry["provenance"]
-        segments = from_json(prov.attrs["segments_json"])
-        rec_files = (
-            [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
-        )
-        snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
-        return ResultsFile(
-            p,
-            text,
-            _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
-            str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
-            results,
-            states,
-            types,
-            segments,
-            rec_files,
-            snapshot,
-        )
+        try:
+            return _read_entry(p, f["entry"])
+        except (KeyError, TypeError, AttributeError, OSError, ValueError) as e:
+            raise ValueError(
+                f"{p}: corrupt results file ({type(e).__name__}: {str(e)[:200]})"
+            ) from None
+
+
+def _read_entry(p: Path, entry: Any) -> ResultsFile:
+    text = _str(entry["config/data"][()])
+    results: dict[str, dict[str, Result]] = {}
+    for proc, pg in entry.get("results", {}).items():
+        results[_unescape(proc)] = {r.name: r for r in (read_result(g) for g in iter_results(pg))}
+    states, types = {}, {}
+    for name, g in entry["states"].items():
+        states[_unescape(name)] = read_tree(g)
+        types[_unescape(name)] = str(g.attrs.get("state_type", ""))
+    prov = entry["provenance"]
+    segments = from_json(prov.attrs["segments_json"])
+    if not isinstance(segments, list) or not all(isinstance(x, dict) for x in segments):
+        raise ValueError("provenance segments_json is not a list of segments")
+    rec_files = [_str(x) for x in entry["records_files"][()]] if "records_files" in entry else []
+    snapshot = {k: _py(entry["snapshot"][k][()]) for k in entry["snapshot"]}
+    return ResultsFile(
+        p,
+        text,
+        _str(entry["config/file_name"][()]) if "file_name" in entry["config"] else "",
+        str(entry["config"].attrs.get("fingerprint", text_fingerprint(text))),
+        results,
+        states,
+        types,
+        segments,
+        rec_files,
+        snapshot,
+    )
 
 
 def _str(v: Any) -> str:
@@ -146,7 +163,12 @@ def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
             raise ValueError(f"{rf.path}: no stored state for accumulator {name!r}")
         if not isinstance(empty, State):
             raise ValueError(f"accumulator {name!r}: its state is not a State")
-        state = type(empty).from_dict(rf.states[name])
+        try:
+            state = type(empty).from_dict(rf.states[name])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(
+                f"{rf.path}: corrupt state of {name!r} ({type(e).__name__}: {e})"
+            ) from None
         try:
             empty.compatible(state)
         except ValueError as e:
@@ -233,7 +255,9 @@ def merge_results(
 
 
 def read_records(
-    paths: Sequence[str | os.PathLike[str]], ragged: str = "rows"
+    paths: Sequence[str | os.PathLike[str]],
+    ragged: str = "rows",
+    rows: Sequence[int | None] = (),
 ) -> dict[str, np.ndarray | RaggedRows]:
     """The per-train records of one or more records files, concatenated row by row.
 
@@ -243,16 +267,18 @@ def read_records(
     ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
     `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
     (the trailing dims must agree across files). Rows are complete: a file being written or
-    left by a killed writer gives the rows all its columns have.
+    left by a killed writer gives the rows all its columns have. ``rows`` (aligned with
+    ``paths``, e.g. `ResultsFile.records_rows`) cuts each file to the rows its results hold.
     """
+    limits = list(rows) + [None] * (len(paths) - len(rows))
     if ragged not in ("rows", "flat"):
         raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
     parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
-    for p in paths:
-        if not Path(p).exists():
+    for p, limit in zip(paths, limits, strict=True):
+        if limit == 0 or not Path(p).exists():  # 0: abandoned after a write error
             continue
         with open_h5(p) as f:
-            parts.append(read_columns(f))
+            parts.append(read_columns(f, limit))
     protos: dict[str, np.ndarray | RaggedRows] = {}
     for cols, _ in parts:
         for k, v in cols.items():  # ragged in any file: ragged
@@ -368,7 +394,7 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
         import xarray as xr
     except ImportError:
         xr = None
-    recs: Any = read_records(rf.records_paths()) if records else None
+    recs: Any = read_records(rf.records_paths(), rows=rf.records_rows()) if records else None
     if xr is not None:
         results: dict[str, Any] = {p: _xr_dataset(named) for p, named in rf.results.items()}
         if recs is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 import beamstream
 from beamstream.config import text_fingerprint
+from beamstream.formats.epochs import write_closed_epochs
 from beamstream.formats.h5layout import (
     atomic_h5,
     h5name,
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the train-id value meaning "no train" in provenance datasets (train ids are uint64)
+NO_TRAIN = (1 << 64) - 1
 
 #: ``/`` attribute ``beamstream_format`` of results files
 FORMAT = "beamstream-results/1"
@@ -139,9 +143,9 @@ def _write_provenance(
     prov.attrs["NX_class"] = "NXcollection"
     total = combine_segments(segments)
     for key in ("first_train_id", "last_train_id"):
-        prov.create_dataset(key, data=np.int64(-1 if total[key] is None else total[key]))
-    acc = total["accepted_train_ids"] or [-1, -1]
-    prov.create_dataset("accepted_train_ids", data=np.asarray(acc, np.int64))
+        prov.create_dataset(key, data=np.uint64(NO_TRAIN if total[key] is None else total[key]))
+    acc = total["accepted_train_ids"] or [NO_TRAIN, NO_TRAIN]
+    prov.create_dataset("accepted_train_ids", data=np.asarray(acc, np.uint64))
     for key in ("processed", "received", "frames"):
         prov.create_dataset(key, data=np.int64(total[key]))
     for key in ("rejected", "errors", "drops"):
@@ -169,6 +173,7 @@ def write_results_file(
     fsync: bool = True,
     versions: Sequence[Any] = (),
     closed: Sequence[Any] = (),
+    closed_epochs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout.
 
@@ -220,6 +225,7 @@ def write_results_file(
         st.attrs["NX_class"] = "NXcollection"
         for name, state in states.items():
             _write_state(st, name, state)
+        write_closed_epochs(entry, closed_epochs, _write_state, compression)
         if records_files:
             entry.create_dataset(
                 "records_files", data=list(records_files), dtype=h5py.string_dtype()

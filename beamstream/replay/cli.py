@@ -11,6 +11,7 @@ __all__ = ["register", "main"]
 def _handler(args: argparse.Namespace) -> int:
     from beamstream.replay import open_reader
     from beamstream.replay.server import parse_rate, replay
+    from beamstream.streamer.curve import server_from_args
 
     rate = parse_rate(args.rate)  # check before opening anything
     options = {"trains": args.trains, "include": args.include}
@@ -29,6 +30,7 @@ def _handler(args: argparse.Namespace) -> int:
             dummy_timestamps=args.dummy_timestamps,
             progress=None if args.quiet else sys.stderr,
             linger=args.linger,
+            curve=server_from_args(args),
         )
     print(
         f"sent {s['sent']} trains ({s['bytes'] / 1e6:.1f} MB) in {s['elapsed']:.1f} s: "
@@ -105,6 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep the socket open S seconds after the last train (default 1)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from beamstream.streamer.curve import add_server_arguments
+
+    add_server_arguments(p)
     p.set_defaults(func=_handler)
 
 

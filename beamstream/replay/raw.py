@@ -12,7 +12,7 @@ import msgpack
 import numpy as np
 
 from beamstream.formats.h5layout import from_json, open_h5
-from beamstream.formats.raw import RAW_FORMAT
+from beamstream.formats.raw import RAW_FORMAT, checksum
 from beamstream.replay.base import FormatError, Reader
 from beamstream.replay.select import Include, TrainRange, wanted, wanted_source
 from beamstream.streamer.train import Train
@@ -76,6 +76,9 @@ class _Array:
         self.offsets = _offsets(self.counts)
         self.ndim = int(self.data.attrs.get("ndim", self.data.ndim))
         self.key = str(self.data.attrs["key"])
+        # recordings since the checksum was added carry a CRC-32 per train: verified on reading
+        has_crc = self.data.attrs.get("checksum") == "crc32" and "crc" in group
+        self.crcs = group["crc"][:n] if has_crc else None
         dims = self.data.attrs.get("dims")
         self.dims = tuple(from_json(dims)) if dims is not None else None
 
@@ -93,6 +96,8 @@ class _Array:
                 if c
                 else np.zeros((0, *self.data.shape[1:]), self.data.dtype)
             )
+        if self.crcs is not None and checksum(arr) != int(self.crcs[pos]):
+            raise ValueError(f"array {self.key!r}: checksum mismatch (corrupt data)")
         return arr.reshape(()) if self.ndim == 0 else arr
 
     def _from_map(self, lo: int, c: int) -> np.ndarray | None:
@@ -154,6 +159,12 @@ class RawReader(Reader):
                     f"beamstream_format={RAW_FORMAT!r} and /index/train_id)"
                 )
             self._open()
+        except (KeyError, TypeError, AttributeError) as e:  # damaged metadata
+            self._f.close()
+            raise FormatError(
+                f"{self.path}: corrupt raw recording ({type(e).__name__}: {e}); a file missing "
+                "part of its layout cannot be replayed"
+            ) from None
         except BaseException:
             self._f.close()
             raise
@@ -165,9 +176,10 @@ class RawReader(Reader):
         sources = f.get("sources", {})
         for sg in sources.values():
             lengths += [len(sg["meta/count"]), len(sg["plain/count"])]
-            lengths += [len(ag["count"]) for ag in sg.get("arrays", {}).values()]
+            for ag in sg.get("arrays", {}).values():
+                lengths += [len(ag["count"])] + ([len(ag["crc"])] if "crc" in ag else [])
         n = min(lengths)  # a killed writer may have extended some datasets only
-        self.train_ids = f["index/train_id"][:n].astype(np.int64)
+        self.train_ids = f["index/train_id"][:n].astype(np.uint64)  # train ids are unsigned 64-bit
         self.timestamps = f["index/timestamp"][:n]
         self._sources: dict[str, tuple[_Blob, _Blob, list[_Array]]] = {}
         for name, sg in sources.items():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from beamstream.replay.base import Reader
+from beamstream.streamer.curve import CurveServer
 from beamstream.streamer.protocol import encode_train
 from beamstream.streamer.sender import Sender
 from beamstream.streamer.train import Train
@@ -136,6 +137,7 @@ def replay(
     ready: Callable[[str], None] | None = None,
     max_gap: float = 1.0,
     linger: float = 1.0,
+    curve: CurveServer | None = None,
 ) -> dict[str, Any]:
     """Send the reader's trains with a `Sender`; returns a summary dict.
 
@@ -175,7 +177,7 @@ def replay(
         name="replay reader",
         daemon=True,
     )
-    with Sender(endpoint, socket=socket) as sender:
+    with Sender(endpoint, socket=socket, curve=curve) as sender:
         s["endpoint"] = sender.endpoint
         if ready is not None:
             ready(sender.endpoint)

@@ -112,6 +112,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="rixs only: mean photons per frame (default: 1000)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
+    from beamstream.streamer.curve import add_server_arguments
+
+    add_server_arguments(p)
     p.set_defaults(func=handler)
     return p
 
@@ -119,6 +122,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
     from beamstream.simulate.serve import simulate
+    from beamstream.streamer.curve import server_from_args
 
     options: dict[str, Any] = {}
     if args.scan is not None:
@@ -157,6 +161,7 @@ def handler(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             first_train_id=args.first_train_id,
             ready=ready,
+            curve=server_from_args(args),
             **options,
         )
     except (OSError, ValueError) as e:

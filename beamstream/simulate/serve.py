@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beamstream.simulate._common import (
     FIRST_TRAIN_ID,
@@ -16,6 +16,9 @@ from beamstream.simulate.dssc import DsscSimulator
 from beamstream.simulate.rixs import RixsSimulator
 from beamstream.simulate.saxs import SaxsSimulator
 from beamstream.streamer.train import Train
+
+if TYPE_CHECKING:
+    from beamstream.streamer.curve import CurveServer
 
 __all__ = ["SIMULATORS", "make_simulator", "simulate"]
 
@@ -79,6 +82,7 @@ def simulate(
     stop_event: threading.Event | None = None,
     first_train_id: int = FIRST_TRAIN_ID,
     ready: Callable[[str], None] | None = None,
+    curve: CurveServer | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Stream simulated trains with a `Sender` until ``trains`` were sent or it is stopped.
@@ -92,8 +96,8 @@ def simulate(
     ----------
     detector
         ``"saxs"``, ``"dssc"``, ``"rixs"``, or a `SimulatedDetector` instance.
-    endpoint, socket, protocol
-        Passed to `Sender` (``socket`` REP, PUB or PUSH).
+    endpoint, socket, protocol, curve
+        Passed to `Sender` (``socket`` REP, PUB or PUSH; ``curve``: CURVE keys, None: off).
     rate
         Trains per second; 0: as fast as the client takes them.
     trains
@@ -139,7 +143,7 @@ def simulate(
         "late": 0,
         "interrupted": False,
     }
-    with Sender(endpoint, socket=socket, protocol=protocol) as sender:
+    with Sender(endpoint, socket=socket, protocol=protocol, curve=curve) as sender:
         summary["endpoint"] = sender.endpoint
         if ready is not None:
             ready(sender.endpoint)

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from beamstream.sinks.hub import Hub, Snapshot
+from beamstream.streamer.ratelog import RateLimitedLog
 
 __all__ = ["Sink"]
 
@@ -18,7 +19,8 @@ class Sink:
 
     Subclasses implement `write(snapshot)` and may implement `open()` / `close()`. A slow sink
     only skips intermediate snapshots (it always gets the latest one, and the final one); it never
-    slows processing. An exception in `write` is logged and the sink goes on.
+    slows processing. An exception in `write` is counted and logged (the first of each kind with
+    its traceback, then a line per kind at most every 30 s with the count) and the sink goes on.
     """
 
     name = "sink"
@@ -29,6 +31,8 @@ class Sink:
         self.written = 0
         self._thread: threading.Thread | None = None
         self._hub: Hub | None = None
+        self._errlog = RateLimitedLog(log, interval=30.0)
+        self._error_kinds: set[str] = set()
 
     def open(self, hub: Hub) -> None:
         """Called once before the first snapshot (in the caller's thread)."""
@@ -76,6 +80,23 @@ class Sink:
         try:
             self.write(snap)
             self.written += 1
-        except Exception:
+        except Exception as e:
             self.errors += 1
-            log.exception("sink %s failed to write snapshot %d", self.name, snap.seq)
+            kind = type(e).__name__
+            if kind not in self._error_kinds:
+                self._error_kinds.add(kind)
+                log.exception("sink %s failed to write snapshot %d", self.name, snap.seq)
+                self._errlog.note(kind)  # later ones: a counted line per interval
+            else:
+                self._errlog.error(
+                    kind,
+                    "sink %s failed to write snapshot %d: %s: %s",
+                    self.name,
+                    snap.seq,
+                    kind,
+                    e,
+                )
+
+    def health(self) -> dict[str, Any]:
+        """Problems the user must hear of at the end of the run (empty: none)."""
+        return {"errors": self.errors} if self.errors else {}

@@ -23,18 +23,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from beamstream.formats.appendfile import AppendFile
+from beamstream.formats.epochs import epoch_summary
 from beamstream.formats.h5layout import (
     compression_kwargs,
 )
-from beamstream.formats.records import RecordsWriter
-from beamstream.formats.results_writer import (
-    records_path_for,
-    segment_from_status,
-    write_results_file,
-)
+from beamstream.formats.results_writer import segment_from_status, write_results_file
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, Snapshot
+from beamstream.sinks.records_out import RecordsOutput
+from beamstream.sinks.writeguard import WriteGuard, remove_stale_temporaries
 
 __all__ = ["HDF5Sink"]
 
@@ -58,6 +55,11 @@ class HDF5Sink(Sink):
     min_interval
         Seconds between results-file writes at least (the final snapshot is always written);
         large states make each write expensive, so a long run may write less often.
+    final_retry
+        Seconds the final snapshot's write is retried when it fails (e.g. a full disk).
+
+    Write errors (a full disk) are counted by reason, logged rate-limited and retried with the
+    next snapshot; the previous results file stays complete (see `health`).
     """
 
     name = "hdf5"
@@ -69,6 +71,7 @@ class HDF5Sink(Sink):
         compression: str | None = None,
         fsync: bool = True,
         min_interval: float = 0.0,
+        final_retry: float = 10.0,
     ):
         super().__init__(path=path, records=records, compression=compression)
         self.path = Path(path)
@@ -76,83 +79,103 @@ class HDF5Sink(Sink):
         self.compression = compression_kwargs(compression)
         self.fsync = bool(fsync)
         self.min_interval = float(min_interval)
-        self.records_missed = 0
         self._segments: list[dict[str, Any]] = []
-        self._records_files: list[str] = []
-        self._writer: RecordsWriter | None = None
-        self._file: AppendFile | None = None
-        self._rec_seq = 0
         self._last_write = 0.0
         self._config_text = ""
         self._config_path = ""
+        self._epochs: list[dict[str, Any]] = []  # closed epochs (before resets)
+        self.guard = WriteGuard(str(self.path), final_retry_s=float(final_retry))
+        self._records = RecordsOutput(self.path)
+
+    @property
+    def records_missed(self) -> int:
+        return self._records.missed
 
     def resume_from(
-        self, segments: Sequence[Mapping[str, Any]], records_files: Sequence[str]
+        self,
+        segments: Sequence[Mapping[str, Any]],
+        records_files: Sequence[str],
+        records_rows: Sequence[int | None] = (),
+        closed_epochs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Continue the provenance of a resumed file (its earlier segments and records files)."""
+        """Continue the provenance of a resumed file (its earlier segments and records files,
+        with the rows of each that its states hold, and its closed epochs)."""
+        self._epochs = [dict(e) for e in closed_epochs]
         self._segments = [dict(s) for s in segments]
-        self._records_files = list(records_files)
+        self._records.resume(records_files, records_rows)
 
     def open(self, hub: Hub) -> None:
         self._config_text = hub.config_text
         self._config_path = str(hub.info.get("config_path", ""))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         hub.info["hdf5_path"] = str(self.path)
         if self.records:
-            taken = [str(self.path.parent / r) for r in self._records_files]
-            rpath = records_path_for(self.path, taken)
-            self._file = AppendFile(
-                rpath, {"beamstream_format": "beamstream-records/2", "results_file": self.path.name}
-            )
-            self._writer = RecordsWriter(self._file)
-            self._records_files.append(rpath.name)
+            self._records.open()
+
+    def _collect_epochs(self) -> None:
+        if self._hub is None:
+            return
+        known = {e["epoch"] for e in self._epochs}
+        for snap in self._hub.closed_epochs():
+            if snap.epoch not in known:
+                self._epochs.append(epoch_summary(snap))
 
     def write(self, snapshot: Snapshot) -> None:
-        if self._writer is not None and self._hub is not None:
-            recs, self._rec_seq, missed = self._hub.records_since(self._rec_seq)
-            if missed:
-                self.records_missed += missed
-                log.warning("hdf5 sink fell behind: %d per-train records dropped", missed)
-            self._writer.append(recs)
+        if self.records and self._hub is not None:
+            self._records.append(self._hub, snapshot)
+        self._collect_epochs()
         now = time.monotonic()
         if not snapshot.final and now - self._last_write < self.min_interval:
             return
         self._last_write = now
-        segment = segment_from_status(
-            snapshot.status,
-            snapshot.time,
-            self._records_files[-1:] and self._records_files[-1] or "",
-        )
+        rec = self._records
+        segment = segment_from_status(snapshot.status, snapshot.time, (rec.files or [""])[-1])
+        segment["records_rows"] = dict(rec.rows)
         extra = {
-            "records_missed": self.records_missed,
-            "records_rows": self._writer.rows if self._writer else 0,
-            "records_warnings": dict(self._writer.warnings) if self._writer else {},
+            "records_missed": rec.missed,
+            "records_lost": rec.lost,
+            "records_rows": rec.writer.rows if rec.writer else 0,
+            "records_warnings": dict(rec.writer.warnings) if rec.writer else {},
+            "write_errors": dict(self.guard.errors + rec.guard.errors),
             "status": snapshot.status,
         }
         versions = snapshot.versions
         running = [v for v in versions if v.first_train_id is not None]
-        write_results_file(
-            self.path,
-            config_text=running[-1].config_text if running else self._config_text,
-            config_path=self._config_path,
-            results=snapshot.results,
-            states=snapshot.states,
-            segments=[*self._segments, segment],
-            snapshot={
-                "seq": snapshot.seq,
-                "time": snapshot.time,
-                "epoch": snapshot.epoch,
-                "final": snapshot.final,
-            },
-            records_files=self._records_files,
-            extra=extra,
-            compression=self.compression,
-            fsync=self.fsync,
-            versions=versions,
-            closed=snapshot.closed,
+        self.guard.attempt(
+            lambda: write_results_file(
+                self.path,
+                config_text=running[-1].config_text if running else self._config_text,
+                config_path=self._config_path,
+                results=snapshot.results,
+                states=snapshot.states,
+                segments=[*self._segments, segment],
+                snapshot={
+                    "seq": snapshot.seq,
+                    "time": snapshot.time,
+                    "epoch": snapshot.epoch,
+                    "final": snapshot.final,
+                },
+                records_files=rec.files,
+                extra=extra,
+                compression=self.compression,
+                fsync=self.fsync,
+                closed_epochs=self._epochs,
+                versions=versions,
+                closed=snapshot.closed,
+            ),
+            final=snapshot.final,
         )
 
+    def health(self) -> dict[str, Any]:
+        """Write errors by reason, and whether the final snapshot reached the file."""
+        return {
+            "path": str(self.path),
+            "write_errors": dict(self.guard.errors + self._records.guard.errors),
+            "final_written": self.guard.final_written,
+            "records_missed": self._records.missed,
+            "records_lost": self._records.lost,
+        }
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._records.close()

@@ -35,6 +35,7 @@ class Snapshot:
         "final",
         "versions",
         "closed",
+        "records_seq",
         "_results",
         "_lock",
     )
@@ -62,6 +63,9 @@ class Snapshot:
         self.versions = versions
         #: closed segments (`beamstream.control.segments.ClosedSegment`), oldest first
         self.closed = closed
+        #: the hub's record sequence number when published: the records of the trains whose
+        #: updates the states hold are exactly those up to it (set by `Hub.publish`)
+        self.records_seq = 0
         self._results = results
         self._lock = threading.Lock()
 
@@ -110,13 +114,26 @@ class Hub:
         self._status: dict[str, Any] = {}
         self._closed = False
         self._latest_view: Any = None
+        self._closed_epochs: list[Snapshot] = []
 
     # -- writer side --------------------------------------------------------------------------
     def publish(self, snapshot: Snapshot) -> None:
         with self._cond:
+            snapshot.records_seq = self._record_seq
             self._snapshot = snapshot
             self._status = dict(snapshot.status)
             self._cond.notify_all()
+
+    def close_epoch(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` as the last of its epoch (an accumulation reset follows): sinks
+        that store results keep it as a closed segment (`closed_epochs`)."""
+        with self._cond:
+            self._closed_epochs.append(snapshot)
+
+    def closed_epochs(self) -> list[Snapshot]:
+        """The last snapshot of each epoch closed by a reset, oldest first."""
+        with self._cond:
+            return list(self._closed_epochs)
 
     def add_record(self, record: dict[str, Any]) -> None:
         size = _nbytes(record)
@@ -173,15 +190,16 @@ class Hub:
             return self._snapshot
 
     def records_since(
-        self, seq: int, limit: int | None = None
+        self, seq: int, limit: int | None = None, upto: int | None = None
     ) -> tuple[list[dict[str, Any]], int, int]:
-        """Records after ``seq``: ``(records, last_seq, missed)``; missed were already dropped."""
+        """Records after ``seq`` (up to ``upto``): ``(records, last_seq, missed)``; missed were
+        already dropped."""
         with self._cond:
             if not self._records:
                 return [], seq, 0
             first = self._records[0][0]
-            missed = max(0, first - seq - 1)
-            out = [r for s, r, _ in self._records if s > seq]
+            missed = max(0, min(first - 1, first - 1 if upto is None else upto) - seq)
+            out = [r for s, r, _ in self._records if s > seq and (upto is None or s <= upto)]
             if limit is not None:
                 out = out[:limit]
             last = seq + missed + len(out)

@@ -27,6 +27,8 @@ from beamstream.streamer.train import Train
 __all__ = ["encode_train", "decode_train", "MalformedMessage", "DecodeLimits", "PROTOCOLS"]
 
 PROTOCOLS = ("2.2", "1.0")
+#: train ids are unsigned 64-bit integers
+MAX_TRAIN_ID = (1 << 64) - 1
 #: dtype kinds accepted on the wire: bool, signed, unsigned, float, complex
 _ARRAY_KINDS = "biufc"
 
@@ -49,6 +51,9 @@ class DecodeLimits:
     max_container_len: int = 1 << 20  # elements of one msgpack array or map
     max_legacy_bytes: int = 1 << 31  # a protocol 1.0 frame (arrays are inside it)
     max_ndim: int = 32
+    #: any one frame; receivers set ZeroMQ's maximum message size to it, so a larger frame is
+    #: refused by ZeroMQ before it is received (the peer is disconnected and reconnects)
+    max_frame_bytes: int = 1 << 30
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -182,16 +187,21 @@ def check_shape(shape: Any, limits: DecodeLimits) -> tuple[int, ...]:
 
 
 def make_array(buf: Any, dtype: np.dtype, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """A zero-copy array over ``buf``, checking that its size matches dtype and shape."""
+    """A zero-copy array over ``buf``, checking that its size matches dtype and shape.
+
+    Arrays sent in non-native byte order are converted (copied) to native order here, once.
+    """
     expected = math.prod(shape) * dtype.itemsize
     if len(buf) != expected:
         raise MalformedMessage(
             "size mismatch", f"{where}: {len(buf)} bytes for {dtype} {list(shape)} ({expected})"
         )
     if expected == 0:
-        arr = np.zeros(shape, dtype)
+        arr = np.zeros(shape, dtype.newbyteorder("="))
     else:
         arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        if not dtype.isnative:  # big-endian on the wire: one converted copy (kernels need native)
+            arr = arr.astype(dtype.newbyteorder("="))
     arr.flags.writeable = False  # zmq.Frame buffers are writable: never let consumers alter them
     return arr
 
@@ -208,22 +218,23 @@ def timestamp_of(meta: dict[str, Any]) -> float | None:
 
 
 def _finish(data: dict, meta: dict, dims: dict, buffers: list, nbytes: int) -> Train:
-    tids = {m.get("timestamp.tid") for m in meta.values() if isinstance(m, dict)}
-    tids.discard(None)
     if not data:
         raise MalformedMessage("empty message", "no sources")
+    tids = [m.get("timestamp.tid") for m in meta.values() if isinstance(m, dict)]
+    tids = [t for t in tids if t is not None]
     if not tids:
         raise MalformedMessage("no train id", "no timestamp.tid in any source's metadata")
-    tid = (
-        min(t for t in tids if isinstance(t, int))
-        if all(isinstance(t, int) for t in tids)
-        else None
-    )
-    if tid is None or isinstance(tid, bool) or tid < 0:
-        raise MalformedMessage("no train id", f"timestamp.tid {sorted(map(repr, tids))}")
+    if not all(_is_train_id(t) for t in tids):
+        raise MalformedMessage("no train id", f"timestamp.tid {[repr(t)[:40] for t in tids]}")
+    tid = min(tids)
     stamps = [timestamp_of(m) for m in meta.values()]
     ts = next((s for s in stamps if s is not None), None)
     return Train(tid, ts, data, meta, dims, buffers, nbytes)
+
+
+def _is_train_id(t: Any) -> bool:
+    """Train ids are unsigned 64-bit integers."""
+    return isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_TRAIN_ID
 
 
 def decode_train(frames: Sequence[Any], limits: DecodeLimits = DEFAULT_LIMITS) -> Train:
@@ -244,6 +255,11 @@ def decode_train(frames: Sequence[Any], limits: DecodeLimits = DEFAULT_LIMITS) -
         raise MalformedMessage("empty message", "zero frames")
     bufs = [_buffer(f) for f in frames]
     nbytes = sum(len(b) for b in bufs)
+    big = max(len(b) for b in bufs)
+    if big > limits.max_frame_bytes:
+        raise MalformedMessage(
+            "oversized", f"a frame of {big} bytes exceeds {limits.max_frame_bytes}"
+        )
     if n == 1:
         return _decode_legacy(bufs[0], limits, nbytes)
     if n % 2:

@@ -39,6 +39,11 @@ class RateLimitedLog:
         self.logger.log(level, msg, *args)
         return True
 
+    def note(self, kind: str) -> None:
+        """Count ``kind`` as logged now (by other means, e.g. with its traceback)."""
+        with self._lock:
+            self._last[kind] = time.monotonic()
+
     def warning(self, kind: str, msg: str, *args: object) -> bool:
         return self.log(logging.WARNING, kind, msg, *args)
 

@@ -7,14 +7,17 @@ import argparse
 from beamstream.config import PipelineConfig, load_config
 from beamstream.processors.pipeline import Pipeline
 from beamstream.sources import source_class
+from beamstream.tools.run_cmd import build_sinks
 
 __all__ = ["describe_pipeline", "register"]
 
 
 def describe_pipeline(config: PipelineConfig) -> str:
-    """Build the pipeline (checking every parameter) and describe it, one step a line."""
+    """Build the pipeline and its sinks (checking every parameter, as `run` does) and describe
+    it, one step a line."""
     pipeline = Pipeline(config)
     source_class(config)  # the source type checks its own parameters
+    build_sinks(config)  # exactly as `run` builds them: the same errors, located
     src = config.source
     lines = [f"{config.path}: version {config.version}"]
     if src.type == "karabo_bridge":

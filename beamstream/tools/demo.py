@@ -147,7 +147,8 @@ def _announce(running: list[_Running], outdir: Path, duration: float | None, out
         time.sleep(0.05)
     out.write("beamstream demo: simulators -> pipelines -> dashboards + HDF5\n")
     for r in running:
-        url = r.runner.hub.info.get("dashboard_url", "(no dashboard)")
+        urls = [getattr(s, "control_url", None) for s in r.runner.sinks]
+        url = next((u for u in urls if u), r.runner.hub.info.get("dashboard_url", "(no dashboard)"))
         out.write(f"  {r.spec.name:<5} {r.spec.config:<22} dashboard {url}\n")
         out.write(f"  {'':<5} {'':<22} results   {r.output}\n")
     how = f"for {duration:g} s" if duration else "until Ctrl-C"

@@ -22,7 +22,8 @@ __all__ = ["run_pipeline", "register", "build_sinks"]
 def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]:
     """The sinks named in the config (a console summary when none are).
 
-    ``output`` sets the path of the config's hdf5 sink, or adds one writing there.
+    ``output`` sets the path of the config's hdf5 sink, or adds one writing there. A sink
+    that cannot be built raises `ConfigError` naming the file, the sink table and the problem.
     """
     tables = config.sinks or ()
     sinks = []
@@ -30,7 +31,11 @@ def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]
         params = dict(s.params)
         if output is not None and s.type == "hdf5":
             params["path"], output = output, None
-        sinks.append(make_sink(s.type, params))
+        try:
+            sinks.append(make_sink(s.type, params))
+        except (ValueError, TypeError, OSError, ImportError, AttributeError) as e:
+            where = f"{config.path}: sinks[{s.index}] ({s.type})"
+            raise ConfigError(f"{where}: {e}") from None
     if output is not None:
         sinks.append(make_sink("hdf5", {"path": output}))
     if not sinks:
@@ -73,6 +78,7 @@ def run_pipeline(
     config = session.config
     states = None
     if resume is not None:
+        from beamstream.formats.epochs import read_closed_epochs
         from beamstream.formats.results import load_resume
         from beamstream.sinks.hdf5 import HDF5Sink
 
@@ -82,7 +88,12 @@ def run_pipeline(
         sinks = build_sinks(config, output if has_hdf5 else resume)
         for sink in sinks:
             if isinstance(sink, HDF5Sink):
-                sink.resume_from(previous.segments, previous.records_files_for(sink.path))
+                sink.resume_from(
+                    previous.segments,
+                    previous.records_files_for(sink.path),
+                    previous.source.records_rows(),
+                    read_closed_epochs(resume),
+                )
     else:
         sinks = build_sinks(config, output)
     if dashboard is not None or dashboard_port is not None:
@@ -124,7 +135,9 @@ def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float 
         from beamstream.sinks.dashboard import connect_reset
 
         connect_reset(sinks, runner.reset)
-    return runner.run(trains=trains, duration=duration)
+    status = runner.run(trains=trains, duration=duration)
+    status["sinks"] = {s.name: h for s in sinks if (h := s.health())}
+    return status
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -151,7 +164,24 @@ def _handler(args: argparse.Namespace) -> int:
         f"processed {status['processed']} trains ({status['frames']} frames) in "
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
     )
-    return 0
+    return report_sink_health(status.get("sinks", {}))
+
+
+def report_sink_health(health: dict[str, dict[str, Any]]) -> int:
+    """Print each sink's problems; 1 when a final snapshot could not be written, else 0."""
+    code = 0
+    for name, h in health.items():
+        if h.get("write_errors"):
+            print(f"{name}: write errors {h['write_errors']}")
+        lost = {k: h[k] for k in ("records_missed", "records_lost") if h.get(k)}
+        if lost:
+            print(f"{name}: per-train records not written: {lost}")
+        if h.get("final_written") is False:
+            print(f"{name}: the final results could NOT be written to {h.get('path', '?')}")
+            code = 1
+        elif h.get("errors"):
+            print(f"{name}: {h['errors']} snapshots failed to write")
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

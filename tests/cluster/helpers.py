@@ -57,12 +57,14 @@ def single_process(cfg: PipelineConfig, trains: Iterable[Train], output: Path | 
     return snap.results, runner.states
 
 
-def push_trains(endpoint: str, trains: list[Train], stop: threading.Event) -> threading.Thread:
-    """Send ``trains`` from a PUSH socket bound at ``endpoint``, in a thread."""
+def push_trains(
+    endpoint: str, trains: list[Train], stop: threading.Event, curve: object = None
+) -> threading.Thread:
+    """Send ``trains`` from a PUSH socket bound at ``endpoint`` (with CURVE keys), in a thread."""
     bound = threading.Event()
 
     def send() -> None:
-        with Sender(endpoint, socket="PUSH") as s:
+        with Sender(endpoint, socket="PUSH", curve=curve) as s:
             bound.set()
             for t in trains:
                 while not s.send(t, timeout=0.2):

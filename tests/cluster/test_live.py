@@ -13,6 +13,7 @@ import pytest
 from beamstream.cluster.live import DaskLiveExecutor, check_fanout
 from beamstream.config import ConfigError
 from beamstream.runner import Runner
+from beamstream.streamer.curve import CurveServer, generate_keys
 from tests.cluster.helpers import config, push_trains, results_equal, single_process
 from tests.replay.synth import FIRST, make_train
 
@@ -42,6 +43,29 @@ def test_live_run_equals_single_process(two_workers, endpoint):
     expected, _ = single_process(config(endpoint), trains)
     results_equal(driver.hub.latest().results, expected)
     assert driver.hub.latest().final
+
+
+@pytest.mark.timeout(60)
+def test_live_run_over_curve(two_workers, endpoint, tmp_path):
+    """Dask workers receive through the config's CURVE keys from an authenticating source."""
+    keys = generate_keys(tmp_path / "keys")
+    trains = [make_train(FIRST + i) for i in range(20)]
+    stop = threading.Event()
+    server = CurveServer.from_files(keys["server_secret"], keys["authorized"])
+    sender = push_trains(endpoint, trains, stop, curve=server)
+    cfg = config(endpoint).with_source(
+        curve_server_key=str(keys["server"]), curve_client_key=str(keys["client_secret"])
+    )
+    driver = Runner(cfg, DaskLiveExecutor(two_workers), status_out=None)
+    try:
+        status = driver.run(trains=len(trains), duration=40)
+    finally:
+        stop.set()
+        sender.join(10)
+    assert status["processed"] == 20
+    assert sorted(np.concatenate(driver.executor.train_ids).tolist()) == [
+        t.train_id for t in trains
+    ]
 
 
 def status_sources(driver: Runner) -> dict:

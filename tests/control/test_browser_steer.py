@@ -4,6 +4,7 @@ config version increase and the ROI's curve appear; the run's API reports the sa
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from beamstream.control.client import ControlClient
+from tests.conftest import wait_for
 from tests.sinks.test_browser import CONFIG, FrameSender, browser, pytestmark  # noqa: F401
 
 #: screen position (CSS pixels) of data point (x, y) of the latest-image figure
@@ -110,6 +112,13 @@ def test_draw_an_roi_with_the_box_tool(browser, processes, subprocess_env, free_
         cwd=str(Path(__file__).resolve().parents[2]),
     )
     url = f"http://127.0.0.1:{port}/"
+    lines: list[str] = []
+
+    def read() -> None:
+        for raw in iter(run.stdout.readline, b""):
+            lines.append(raw.decode(errors="replace"))
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         deadline = time.monotonic() + 120  # a loaded machine: the first page takes a while
         while True:
@@ -122,8 +131,11 @@ def test_draw_an_roi_with_the_box_tool(browser, processes, subprocess_env, free_
                 time.sleep(0.3)
         api = ControlClient(f"http://127.0.0.1:{port}")
         assert api.config()["version"] == 1  # the API shares the dashboard's server
+        # pages may steer when opened with the run's control token (the announced URL)
+        assert wait_for(lambda: any("?token=" in line for line in lines), timeout=30), lines
+        control_url = next(ln for ln in lines if "?token=" in ln).split(": ", 1)[1].strip()
         browser.set_script_timeout(30)
-        browser.get(url)
+        browser.get(control_url)
         first = _wait(browser, lambda p: "config version 1" in p["version"] and p["image"] > 0)
         assert first["rois"] == []
         start = browser.execute_script(WHERE, 8, 6)

@@ -1,5 +1,5 @@
-"""Who may steer from the dashboard: every session on 127.0.0.1, only sessions opened with the
-token on any other interface; the API on the dashboard's server follows the same token."""
+"""Who may steer from the dashboard: sessions opened with the run's control token (as for a
+reset); the API on the dashboard's server needs that token beyond 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from beamstream.config import parse_config
 from beamstream.control.controller import Controller
-from beamstream.sinks.dashboard.sink import DashboardSink, connect_control, steering_allowed
+from beamstream.sinks.dashboard.sink import DashboardSink, connect_control, session_has_token
 
 from .configs import DSSC
 
@@ -17,12 +17,12 @@ def _doc(args: dict) -> SimpleNamespace:
     return SimpleNamespace(session_context=SimpleNamespace(request=request))
 
 
-def test_steering_needs_the_token_beyond_loopback():
-    assert steering_allowed(_doc({}), None)
-    assert steering_allowed(_doc({"token": [b"t0k"]}), "t0k")
-    assert not steering_allowed(_doc({}), "t0k")
-    assert not steering_allowed(_doc({"token": [b"guess"]}), "t0k")
-    assert not steering_allowed(SimpleNamespace(), "t0k")
+def test_steering_needs_the_control_token():
+    assert session_has_token(_doc({}), "")
+    assert session_has_token(_doc({"token": [b"t0k"]}), "t0k")
+    assert not session_has_token(_doc({}), "t0k")
+    assert not session_has_token(_doc({"token": [b"guess"]}), "t0k")
+    assert not session_has_token(SimpleNamespace(), "t0k")
 
 
 def test_connect_control_makes_a_token_beyond_loopback():

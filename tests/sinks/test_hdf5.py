@@ -155,7 +155,14 @@ def test_merge_of_halves_equals_whole(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     merge_cmd.register(parser.add_subparsers())
     args = parser.parse_args(
-        ["merge", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "-o", str(tmp_path / "c.h5")]
+        [
+            "merge",
+            str(tmp_path / "a.h5"),
+            str(tmp_path / "b.h5"),
+            "-o",
+            str(tmp_path / "c.h5"),
+            "--trust",
+        ]
     )
     assert args.func(args) == 0
     merged, whole = read_results_file(tmp_path / "c.h5"), read_results_file(tmp_path / "whole.h5")

@@ -118,7 +118,7 @@ def test_scalar_columns_unchanged(tmp_path: Path) -> None:
     )
     with open_h5(tmp_path / "r.h5") as f:
         assert "records_index" not in f  # no array-valued key: no index
-        assert f["records/train_id"].shape == (3,) and f["records/train_id"].dtype == np.int64
+        assert f["records/train_id"].shape == (3,) and f["records/train_id"].dtype == np.uint64
         assert f["records/ts"][()].tolist() == [1.5, 2.5, 3.5]
         assert f["records/ok"].dtype == np.bool_
         assert f["records/state"][()].tolist() == [b"ON", b"OFF", b"X"]

@@ -54,8 +54,12 @@ def _sample(dtype: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.asarray(values).astype(dt)  # asarray: shape () stays a 0-d array
 
 
-def _assert_same_array(got: np.ndarray, want: np.ndarray) -> None:
+def _assert_same_array(got: np.ndarray, want: np.ndarray, native: bool = True) -> None:
+    """Same values and shape; ``native``: in native byte order (as beamstream decodes)."""
     assert isinstance(got, np.ndarray)
-    assert got.dtype == want.dtype
+    if native:
+        assert got.dtype == want.dtype.newbyteorder("=") and got.dtype.isnative
+    else:
+        assert got.dtype == want.dtype
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)

@@ -90,6 +90,9 @@ class DashboardApp:
     control
         The run's `beamstream.control.controller.Controller`: adds the steering panel (ROIs,
         mask editor, settings, version and change log; see `SteerPanel`).
+    reset_allowed
+        False for a session opened without the run's control token: its reset button is
+        disabled, and a click sent anyway is refused and reported to ``on_refused``.
     """
 
     def __init__(
@@ -103,9 +106,13 @@ class DashboardApp:
         max_image: int = 512,
         history: int = 2000,
         control: Any = None,
+        reset_allowed: bool = True,
+        on_refused: Callable[[], None] | None = None,
     ):
         self.hub = hub
         self.control = control
+        self.reset_allowed = reset_allowed
+        self.on_refused = on_refused
         self.update_hz = min(max(float(update_hz), 0.2), 10.0)
         self.on_reset = on_reset
         self.title = title
@@ -139,10 +146,10 @@ class DashboardApp:
     # -- layout -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.reset_button = Button(
-            label="reset accumulation",
+            label="reset accumulation" if self.reset_allowed else "reset: needs the run's URL",
             button_type="warning",
             width=170,
-            disabled=self.on_reset is None,
+            disabled=self.on_reset is None or not self.reset_allowed,
             name="reset",
         )
         self.reset_button.on_click(self._reset)
@@ -222,6 +229,11 @@ class DashboardApp:
 
     # -- controls -----------------------------------------------------------------------------
     def _reset(self) -> None:
+        if not self.reset_allowed:
+            log.warning("dashboard: reset refused (a session without the run's control token)")
+            if self.on_refused is not None:
+                self.on_refused()
+            return
         if self.on_reset is not None:
             self.resets += 1
             self.on_reset()

@@ -105,7 +105,7 @@ def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], di
         return read_nxdata(path), {}, facts
     records: dict[str, Any] = {}
     try:
-        records = read_records(rf.records_paths())
+        records = read_records(rf.records_paths(), rows=rf.records_rows())
     except (OSError, ValueError) as e:  # a missing records file only loses the scalar plots
         log.warning("%s: records not read: %s", path, e)
     facts["config"] = rf.config_path

@@ -8,9 +8,12 @@ processing. The URL goes into ``hub.info["dashboard_url"]`` (and so into the run
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
+import secrets
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -78,6 +81,12 @@ class DashboardSink(Sink):
         Where the URL is announced (None: nowhere).
     port_fallback
         When ``port`` is taken, serve on a free port instead of failing.
+    token
+        The control token: only sessions opened with ``?token=<token>`` (the announced
+        `control_url`) may reset the accumulation; any other session (any local process can
+        open one) sees the button disabled, and a click it sends anyway is refused and counted
+        (``refused_resets``). None: a random token per run; ``""``: no token (refused unless the
+        dashboard is bound to the loopback interface).
     """
 
     name = "dashboard"
@@ -97,6 +106,7 @@ class DashboardSink(Sink):
         linger: float = 0.0,
         out: TextIO | None = sys.stderr,
         port_fallback: bool = False,
+        token: str | None = None,
     ):
         super().__init__(port=port, update_hz=update_hz, title=title, address=address)
         if not 0 <= int(port) < 65536:
@@ -116,6 +126,8 @@ class DashboardSink(Sink):
         #: the run's `beamstream.control.controller.Controller` (settings, ROIs, versions)
         self.control: Any = None
         self.control_token: str | None = None
+        self.token = control_token(token, address)
+        self.refused_resets = 0
         self.server = DashboardServer(self._make_doc, port, address, allow_websocket_origin)
 
     @property
@@ -123,10 +135,19 @@ class DashboardSink(Sink):
         """The dashboard's URL while it is served."""
         return self.server.url if self.server.port is not None else None
 
+    @property
+    def control_url(self) -> str | None:
+        """The URL whose sessions may reset the accumulation (with the control token)."""
+        url = self.url
+        if url is None or not self.token:
+            return url
+        return f"{url}?{urllib.parse.urlencode({'token': self.token})}"
+
     def _make_doc(self, doc: Any) -> None:
         hub = self._hub
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
+        allowed = session_has_token(doc, self.token)  # may reset and steer the run
         app = DashboardApp(
             hub,
             update_hz=self.update_hz,
@@ -135,7 +156,9 @@ class DashboardSink(Sink):
             mask=self.mask,
             max_image=self.max_image,
             history=self.history,
-            control=self.control if steering_allowed(doc, self.control_token) else None,
+            control=self.control if allowed else None,
+            reset_allowed=allowed,
+            on_refused=self._refused,
         )
         self.apps = [*self.apps[-15:], app]
         app.build(doc)
@@ -157,15 +180,13 @@ class DashboardSink(Sink):
             log.warning("%s; serving the dashboard on a free port instead", e)
             self.server.requested_port = 0
             url = self.server.start()
-        hub.info["dashboard_url"] = url
+        hub.info["dashboard_url"] = url  # (never the control URL: hub info is shown and stored)
         if self.out is not None:
-            self.out.write(f"beamstream dashboard: {url}\n")
-            if self.control_token:
-                self.out.write(
-                    f"  steering (and the control API) need the token: {url}?token="
-                    f"{self.control_token} (API: Authorization: Bearer {self.control_token})\n"
-                )
+            self.out.write(f"beamstream dashboard: {self.control_url}\n")
             self.out.flush()
+
+    def _refused(self) -> None:
+        self.refused_resets += 1
 
     def serve(self, hub: Hub) -> str:
         """Serve ``hub`` without a runner's sink thread (e.g. from a notebook); returns the URL."""
@@ -183,6 +204,38 @@ class DashboardSink(Sink):
     def stop(self) -> None:
         """Stop the server (idempotent)."""
         self.server.stop()
+
+
+def control_token(token: str | None, address: str) -> str:
+    """The control token: ``token``, or a random one when None; no token only on loopback."""
+    if token is None:
+        return secrets.token_urlsafe(16)
+    if not token and not ipaddress.ip_address(_host(address)).is_loopback:
+        raise ValueError(
+            f"token: a dashboard bound to {address} needs a control token (any host that can "
+            "reach it could reset the run); leave token unset for a random one"
+        )
+    return str(token)
+
+
+def _host(address: str) -> str:
+    try:
+        ipaddress.ip_address(address)
+        return address
+    except ValueError:
+        return "127.0.0.1" if address == "localhost" else "0.0.0.0"
+
+
+def session_has_token(doc: Any, token: str) -> bool:
+    """Whether the Bokeh session of ``doc`` was opened with ``?token=<token>``."""
+    if not token:
+        return True
+    request = getattr(getattr(doc, "session_context", None), "request", None)
+    given = (getattr(request, "arguments", None) or {}).get("token", [])
+    return any(
+        hmac.compare_digest(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v), token)
+        for v in given
+    )
 
 
 def dashboard_sinks(
@@ -215,25 +268,12 @@ def connect_control(sinks: list[Sink], control: Any, token: str | None = None) -
     for s in sinks:
         if isinstance(s, DashboardSink):
             if token is None and not is_loopback(s.server.address):
-                token = new_token()
+                token = s.token or new_token()  # one token for the page and the API
             s.server.extra_patterns.extend(api_routes(control, token))
             s.control = control
             s.control_token = token
             return s.server.address
     return None
-
-
-def steering_allowed(doc: Any, token: str | None) -> bool:
-    """Whether the session of ``doc`` may steer the run: always without a control token (a
-    dashboard on 127.0.0.1), else only when its page was opened with ``?token=<token>``."""
-    if not token:
-        return True
-    request = getattr(getattr(doc, "session_context", None), "request", None)
-    given = (getattr(request, "arguments", None) or {}).get("token", [])
-    return any(
-        hmac.compare_digest(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v), token)
-        for v in given
-    )
 
 
 def connect_reset(sinks: list[Sink], reset: Callable[[], None]) -> None:

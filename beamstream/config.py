@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from beamstream.diagnose.suggest import did_you_mean
+
 __all__ = [
     "ConfigError",
     "PipelineConfig",
@@ -59,6 +61,7 @@ class SourceConfig:
     key: str = "image.data"
     layout: tuple[str, ...] | None = None  # e.g. ("frame", "ss", "fs"); None: from the message
     frame_shape: tuple[int, ...] | None = None  # expected shape of one frame, checked per train
+    dtype: str | None = None  # expected dtype of the detector data (kernels compile for it early)
     queue: int = 8
     policy: str = "block"
     timeout: float | None = None  # seconds without data before a run ends (None: never)
@@ -108,6 +111,7 @@ class RunConfig:
     duration: float | None = None
     status_interval: float = 1.0
     records: int = 10000  # per-train records kept in memory for sinks
+    explain_after: float = 10.0  # s without a processed train before saying why (0: only at end)
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,9 @@ class _Checker:
         for key in raw:
             if key not in known:
                 where = f"{table}.{key}" if table else key
-                raise self.fail(where, "one of the keys " + ", ".join(sorted(known)), "unknown key")
+                hint = did_you_mean(key, known)
+                expected = "one of the keys " + ", ".join(sorted(known))
+                raise ConfigError(f"{self.fail(where, expected, 'unknown key')}{hint}")
 
     def table(self, name: str, raw: Any, cls: type) -> Any:
         if not isinstance(raw, dict):
@@ -360,6 +366,8 @@ class _Checker:
                 )
             if obj.queue < 1:
                 raise self.fail(f"{name}.queue", "a positive integer", obj.queue)
+            if obj.dtype is not None and not _numeric_dtype(obj.dtype):
+                raise self.fail(f"{name}.dtype", "a numeric dtype such as 'uint16'", obj.dtype)
         if isinstance(obj, ScanConfig):
             if obj.edges is not None and obj.stepsize is not None:
                 raise self.fail(
@@ -414,6 +422,15 @@ class _Checker:
             params = {k: v for k, v in table.items() if k != "type"}
             out.append(SinkConfig(table["type"], MappingProxyType(params), i))
         return out
+
+
+def _numeric_dtype(name: str) -> bool:
+    import numpy as np
+
+    try:
+        return np.dtype(name).kind in "biuf"
+    except TypeError:
+        return False
 
 
 def _required(f: Any) -> bool:

@@ -13,6 +13,8 @@ import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
+from beamstream.diagnose.suggest import did_you_mean
+
 __all__ = ["Registry", "RegistryError"]
 
 T = TypeVar("T")
@@ -79,8 +81,8 @@ class Registry(Generic[T]):
             if type_name not in eps:
                 known = ", ".join(sorted(eps)) or "none"
                 raise RegistryError(
-                    f"unknown {self.kind} type {type_name!r}; known: {known} "
-                    "(or give a dotted path package.module:Class)"
+                    f"unknown {self.kind} type {type_name!r}{did_you_mean(type_name, eps)}; "
+                    f"known: {known} (or give a dotted path package.module:Class)"
                 )
             try:
                 obj = eps[type_name].load()

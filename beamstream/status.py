@@ -2,7 +2,8 @@
 
 `status_view` gives the keys every reader uses (status line, hub, dashboard, HDF5 provenance,
 ``beamstream run``'s summary): ``processed``, ``received``, ``frames``, ``drops``, ``rejected``,
-``errors``, latency percentiles, train-id ranges, rates and times.
+``errors``, latency percentiles, train-id ranges, rates and times (``last_train_at``: when a
+source last received a message, for the dashboard's stale state).
 """
 
 from __future__ import annotations
@@ -60,7 +61,18 @@ def status_view(
         "first_train_id": counters.first_train_id,
         "last_train_id": counters.last_train_id,
         "accepted_train_ids": counters.accepted_ids,
+        "last_train_at": _last_received(counters),
     }
+
+
+def _last_received(counters: Counters) -> float | None:
+    """Unix time of the last message any source received (None: unknown or none yet)."""
+    times = [
+        s.get("last_received_at")
+        for s in counters.sources.values()
+        if isinstance(s, dict) and isinstance(s.get("last_received_at"), int | float)
+    ]
+    return max(times) if times else None
 
 
 def format_status_line(s: dict[str, Any]) -> str:

@@ -8,7 +8,12 @@ timed). The two are timed in interleaved rounds and the best round of each is ke
 all cores they find (pyFAI's CSR engine is OpenMP-parallel; beamstream's kernels use numba
 threads). Prints ms/frame and ratios; ``--json PATH`` writes them.
 
-Usage: ``python benchmarks/qphi.py [--json PATH] [--frames N] [--repeat R] [--size 1024]``
+Also the set-up of bounding-box pixel splitting on a 2.56 Mpix detector against pyFAI's
+``("bbox", "csr", "cython")`` set-up (key ``bbox_setup_ratio_vs_pyfai``: our time / pyFAI's; goal
+<= 2; ``--bbox-only`` runs just that).
+
+Usage: ``python benchmarks/qphi.py [--json PATH] [--frames N] [--repeat R] [--size 1024]
+[--bbox-size 1600] [--bbox-only]``
 """
 
 from __future__ import annotations
@@ -132,14 +137,85 @@ def run(size: int = 1024, nframes: int = 16, repeat: int = 5) -> dict[str, float
     }
 
 
+def _pyfai_integrator(size: int):  # noqa: ANN202 - a pyFAI AzimuthalIntegrator
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    g = GEOM
+    det = Detector(pixel1=g["pixel1"], pixel2=g["pixel2"], max_shape=(size, size))
+    geometry = {k: g[k] for k in ("dist", "poni1", "poni2", "rot1", "rot2", "rot3")}
+    return AzimuthalIntegrator(detector=det, wavelength=g["wavelength"], **geometry)
+
+
+def bbox_setup(size: int = 1600, repeat: int = 3) -> dict[str, float]:
+    """Seconds to set up bounding-box pixel splitting (500 q x 360 phi) on a fresh integrator:
+    beamstream's table build (geometry, pixel boxes, CSC table) vs pyFAI's first
+    ``integrate2d(method=("bbox", "csr", "cython"))`` (geometry, CSR matrix, one frame), each on
+    a new integrator, interleaved; the best of ``repeat`` rounds of each."""
+    from beamstream.processors.qphi import bintable
+
+    frames, mask = _frames(size, 1)
+    view = TrainView(Train(0), frames=frames, frame_slot=np.zeros(1, np.int64))
+    common = dict(
+        geometry={**GEOM, "shape": [size, size]},
+        mask=mask,
+        q_range=Q_RANGE,
+        polarization_factor=0.99,
+        error_model="none",
+        split="bbox",
+    )
+    kw = dict(
+        unit="q_nm^-1",
+        method=("bbox", "csr", "cython"),
+        mask=mask,
+        radial_range=Q_RANGE,
+        azimuth_range=(-180, 180),
+        polarization_factor=0.99,
+        correctSolidAngle=True,
+    )
+
+    def ours() -> float:
+        bintable.clear_cache()
+        t0 = time.perf_counter()
+        q = QPhiIntegrator(npt_q=500, npt_phi=360, outputs=["iqphi"], **common)
+        q.update(q.empty(), view)
+        return time.perf_counter() - t0
+
+    def ref() -> float:
+        t0 = time.perf_counter()
+        _pyfai_integrator(size).integrate2d(frames[0], 500, 360, **kw)
+        return time.perf_counter() - t0
+
+    ours()  # numba compile (or cache load) of the table and integration kernels
+    times_o, times_r = [], []
+    for _ in range(repeat):
+        times_o.append(ours())
+        times_r.append(ref())
+    o, r = min(times_o), min(times_r)
+    return {"bbox_setup_s": o, "pyfai_bbox_setup_s": r, "bbox_setup_ratio_vs_pyfai": o / r}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", help="write the results as JSON to this path")
     p.add_argument("--frames", type=int, default=16, help="frames per train (default 16)")
     p.add_argument("--repeat", type=int, default=5, help="timed rounds, best kept")
     p.add_argument("--size", type=int, default=1024, help="detector side in pixels")
+    p.add_argument("--bbox-size", type=int, default=1600, help="side for the bbox set-up (1600)")
+    p.add_argument("--bbox-only", action="store_true", help="only the bbox set-up timing")
     args = p.parse_args(argv)
-    res = run(args.size, args.frames, args.repeat)
+    box = bbox_setup(args.bbox_size, args.repeat)
+    print(
+        f"bbox set-up {args.bbox_size}x{args.bbox_size} ({args.bbox_size**2 / 1e6:.2f} Mpix), "
+        f"500q x 360phi: beamstream {box['bbox_setup_s']:.2f} s, pyFAI bbox/csr "
+        f"{box['pyfai_bbox_setup_s']:.2f} s, ratio {box['bbox_setup_ratio_vs_pyfai']:.2f} "
+        "(goal <= 2)"
+    )
+    if args.bbox_only:
+        if args.json:
+            write_json(args.json, box)
+        return 0
+    res = {**run(args.size, args.frames, args.repeat), **box}
     print(
         f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}, "
         f"frames: {args.frames} x {args.size}x{args.size} float32"

@@ -9,7 +9,9 @@ trains themselves; only partial states and counters move, worker to worker and t
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +20,15 @@ from distributed import Client, Future, LocalCluster, as_completed, secede, wait
 __all__ = ["DaskBackend"]
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_dask_logs() -> None:
+    """Dask's own logs (scheduler, nanny, worker life cycle: INFO, and warnings such as workers
+    slow to stop) only when asked for with -v; beamstream logs what matters to a run itself."""
+    level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)
+    quiet = logging.ERROR if level > logging.INFO else level
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _long_running(fn: Callable[..., Any], *args: Any) -> Any:
@@ -54,25 +65,37 @@ class DaskBackend:
         Local workers are single-threaded processes (``threads_per_worker=1``): beamstream
         scales by processes, each with its own receiver and pipeline.
         """
+        _quiet_dask_logs()
         if scheduler:
             client = Client(scheduler, timeout=timeout)
-            return cls(client)
+            return cls(client)._announce()
         if not workers or workers < 1:
             raise ValueError(f"--workers: expected a positive number of workers, got {workers!r}")
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=dashboard_address,
-            silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # "port 8787 is already in use ... instead": the link printed below has the port
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=dashboard_address,
+                silence_logs=logging.ERROR,
+            )
         try:
             client = Client(cluster, timeout=timeout)
             client.wait_for_workers(workers, timeout=timeout)
         except BaseException:
             cluster.close()
             raise
-        return cls(client, cluster)
+        return cls(client, cluster)._announce()
+
+    def _announce(self) -> DaskBackend:
+        """Say once (on stderr) where the Dask dashboard is."""
+        link = getattr(self.client, "dashboard_link", None)
+        if link:
+            sys.stderr.write(f"Dask dashboard: {link}\n")
+            sys.stderr.flush()
+        return self
 
     def close(self) -> None:
         """Close the client, and the cluster when this backend started it."""

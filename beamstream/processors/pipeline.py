@@ -14,6 +14,7 @@ from typing import Any
 
 from beamstream.arrays import resolve_paths
 from beamstream.config import ConfigError, PipelineConfig
+from beamstream.diagnose.suggest import did_you_mean
 from beamstream.processors.base import (
     Accumulator,
     Context,
@@ -143,8 +144,11 @@ class Pipeline:
         accepted = _accepted_kwargs(cls)
         unknown = [k for k in params if accepted is not None and k not in accepted]
         if unknown:
-            known = ", ".join(sorted(accepted - {"self", "name"})) if accepted else ""
-            raise ConfigError(f"{path}: {where}.{unknown[0]}: unknown parameter (known: {known})")
+            known = sorted(accepted - {"self", "name"}) if accepted else []
+            hint = did_you_mean(unknown[0], known)
+            raise ConfigError(
+                f"{path}: {where}.{unknown[0]}: unknown parameter{hint} (known: {', '.join(known)})"
+            )
         try:
             proc = cls.from_config(params, self.context(name, provided))
         except ParamError as e:

@@ -8,6 +8,7 @@ that falls too far behind learns how many it missed.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from beamstream.processors.base import Result
 
-__all__ = ["Hub", "Snapshot"]
+__all__ = ["Hub", "Snapshot", "describe_source"]
 
 
 class Snapshot:
@@ -114,6 +115,8 @@ class Hub:
         self._status: dict[str, Any] = {}
         self._closed = False
         self._latest_view: Any = None
+        #: unix time of the first processed train (set by `set_latest`)
+        self.first_view_at: float | None = None
         self._closed_epochs: list[Snapshot] = []
 
     # -- writer side --------------------------------------------------------------------------
@@ -153,6 +156,8 @@ class Hub:
 
     def set_latest(self, latest: Any) -> None:
         """The most recent processed train's view (e.g. for a live image); no copy."""
+        if self.first_view_at is None:
+            self.first_view_at = time.time()  # when the run processed its first train
         self._latest_view = latest
 
     def close(self) -> None:
@@ -211,3 +216,11 @@ def _nbytes(value: Any) -> int:
     if isinstance(value, dict):
         return sum(_nbytes(v) for v in value.values()) + 64
     return int(getattr(value, "nbytes", 16))
+
+
+def describe_source(hub: Hub, config: Any) -> None:
+    """Put where the run's data comes from into ``hub.info`` (shown in the dashboard header)."""
+    src = config.source
+    hub.info["source"] = f"{src.endpoint} ({src.socket})"
+    if config.path and config.path != "<string>":
+        hub.info["config_name"] = os.path.basename(config.path)

@@ -122,6 +122,7 @@ class Receiver:
         self._sources_at = 0.0
         self._first_tid: int | None = None
         self._last_tid: int | None = None
+        self._last_at: float | None = None  # unix time of the last message
         self._gaps = GapCounter()
         self._watch: ConnectionWatch | None = None
         self._watch_at = 0.0
@@ -188,6 +189,7 @@ class Receiver:
                 "first_train_id": self._first_tid,
                 "last_train_id": self._last_tid,
                 "uptime_s": now - self._started,
+                "last_received_at": self._last_at,
                 "sources": {s: dict(k) for s, k in self._sources.items()},
             }
 
@@ -293,6 +295,7 @@ class Receiver:
         with self._cond:
             self._counts["received"] += 1
             self._counts["bytes"] += nbytes
+            self._last_at = time.time()
             self._window.append((now, nbytes))
             self._trim_window(now)
         try:

@@ -24,11 +24,13 @@ from typing import Any, TextIO
 from beamstream.config import PipelineConfig, load_config
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
-from beamstream.sinks.hub import Hub
+from beamstream.sinks.hub import Hub, describe_source
+from beamstream.warmup import warm_up, watch_compiles
 
 __all__ = ["run_demo", "register", "DEMO_PIPELINES"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+#: the example configs, shipped inside the package (``config/`` in a source checkout links here)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _sinks(spec: DemoPipeline, output: Path, dashboard: bool, port: int) -> list
 def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     path = CONFIG_DIR / spec.config
     if not path.exists():
-        raise FileNotFoundError(f"{path}: the demo uses the example configs of a source checkout")
+        raise FileNotFoundError(f"{path}: example config missing from this installation")
     return load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
 
 
@@ -117,11 +119,16 @@ def run_demo(
             hub = Hub(config_text="")
             config = _config(r.spec, r.endpoint)
             hub.config_text = config.text
+            describe_source(hub, config)
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
             r.runner = Runner(config, None, sinks, hub=hub, status_out=None)
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
+        with watch_compiles(out):  # says "compiling kernels (first run only)" if it does
+            for r in running:
+                warm_up(r.runner.pipeline, r.runner.config, out=None)
+        for r in running:
             r.thread = threading.Thread(target=_run, args=(r,), name=f"demo {r.spec.name}")
             r.thread.start()
         _announce(running, outdir, duration, out)
@@ -206,6 +213,11 @@ def _summary(running: list[_Running], out: TextIO) -> None:
             f"  {r.spec.name:<5} {s.get('processed', 0)} trains, {s.get('frames', 0)} frames; "
             f"drops: {drops}; results in {r.output}\n"
         )
+        if r.runner is not None and not s.get("processed"):
+            from beamstream.diagnose.watch import explain_runner
+
+            why = explain_runner(r.runner, probe=False).replace("\n", "\n        ")
+            out.write(f"        {why}\n")
     out.write("look at a results file with: beamstream report <file.h5> -o report.html\n")
     out.flush()
 

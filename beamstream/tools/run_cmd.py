@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from beamstream.config import ConfigError, PipelineConfig, load_config
+from beamstream.diagnose.watch import EmptyRunWatch, explain_runner
 from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks import make_sink
 from beamstream.sinks.base import Sink
-from beamstream.sinks.hub import Hub
+from beamstream.sinks.hub import Hub, describe_source
 from beamstream.sinks.recorder import RawRecorder
+from beamstream.warmup import process_started_at, warm_up, watch_compiles
 
-__all__ = ["run_pipeline", "register", "build_sinks"]
+__all__ = ["run_pipeline", "run_with_diagnosis", "register", "build_sinks"]
 
 
 def build_sinks(config: PipelineConfig, output: str | None = None) -> list[Sink]:
@@ -96,12 +99,15 @@ def run_pipeline(
                 )
     else:
         sinks = build_sinks(config, output)
-    if dashboard is not None or dashboard_port is not None:
+    if dashboard is False:  # no dashboard: without importing Bokeh (a second of start-up)
+        sinks = [s for s in sinks if s.name != "dashboard"]
+    elif dashboard is not None or dashboard_port is not None:
         from beamstream.sinks.dashboard import dashboard_sinks
 
         sinks = dashboard_sinks(sinks, dashboard, dashboard_port)
     hub = Hub(config.run.records, config.text)
     hub.info["config_path"] = str(Path(config.path).resolve()) if config.path != "<string>" else ""
+    describe_source(hub, config)
     status_out = None if quiet else sys.stderr
     if workers is None and scheduler is None:
         workers, scheduler = config.cluster.workers, config.cluster.scheduler
@@ -124,19 +130,36 @@ def run_pipeline(
         with DaskBackend.connect(workers, scheduler) as backend:
             runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
             with session.serving(runner, sinks, *serve):
-                return _run(runner, sinks, trains, duration)
+                return run_with_diagnosis(runner, sinks, trains, duration)
     runner = Runner(config, LocalExecutor(recorders=recorders), sinks, **kw)
     with session.serving(runner, sinks, *serve):
-        return _run(runner, sinks, trains, duration)
+        return run_with_diagnosis(runner, sinks, trains, duration)
 
 
-def _run(runner: Runner, sinks: list[Sink], trains: int | None, duration: float | None) -> dict:
+def run_with_diagnosis(
+    runner: Runner, sinks: list[Sink], trains: int | None = None, duration: float | None = None
+) -> dict[str, Any]:
+    """Run; a status without a processed train carries the reason as ``explanation``."""
     if any(s.name == "dashboard" for s in sinks):
         from beamstream.sinks.dashboard import connect_reset
 
         connect_reset(sinks, runner.reset)
-    status = runner.run(trains=trains, duration=duration)
+    out = runner.status_out or io.StringIO()
+    compiled = warm_up(runner.pipeline, runner.config, out=out)
+    # kernels the warm-up could not reach (no frame_shape configured) compile on the first
+    # trains: said then, once
+    with (
+        watch_compiles(out),
+        EmptyRunWatch(runner, runner.config.run.explain_after, out=out),
+    ):
+        status = runner.run(trains=trains, duration=duration)
     status["sinks"] = {s.name: h for s in sinks if (h := s.health())}
+    status["compile_s"] = compiled
+    first = runner.hub.first_view_at
+    if first is not None:
+        status["first_processed_s"] = first - process_started_at()
+    if status["processed"] == 0:
+        status["explanation"] = explain_runner(runner)
     return status
 
 
@@ -164,7 +187,13 @@ def _handler(args: argparse.Namespace) -> int:
         f"processed {status['processed']} trains ({status['frames']} frames) in "
         f"{status['run_time_s']:.1f} s; drops: {status['drops'] or 'none'}"
     )
-    return report_sink_health(status.get("sinks", {}))
+    if status.get("first_processed_s") is not None:
+        print(f"first train processed {status['first_processed_s']:.2f} s after start")
+    code = report_sink_health(status.get("sinks", {}))
+    if "explanation" in status:
+        print(f"beamstream run: {status['explanation']}", file=sys.stderr)
+        return 1
+    return code
 
 
 def report_sink_health(health: dict[str, dict[str, Any]]) -> int:

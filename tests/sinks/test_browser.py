@@ -230,3 +230,80 @@ def test_dashboard_of_a_run_in_chromium(browser, processes, subprocess_env, free
         output = processes.stop(run, timeout=15)  # SIGTERM: a clean stop with a final snapshot
     assert run.returncode == 0, output
     assert "processed" in output and sender.sent > 0
+
+
+HEADER_PROBE = """
+const doc = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
+if (!doc) return null;
+const h = doc.get_model_by_name('header_source');
+const div = doc.get_model_by_name('header');
+if (!h || !div) return null;
+return {state: h.data.state[0], level: h.data.level[0], age: h.data.age_s[0],
+        last: h.data.last_train_id[0], text: div.text};
+"""
+
+
+def test_header_shows_the_train_age_turn_stale_when_the_source_stops(
+    browser, processes, subprocess_env, free_port, tmp_path
+):
+    from selenium.common.exceptions import TimeoutException
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    port = free_port()
+    config = tmp_path / "pipeline.toml"
+    config.write_text(CONFIG.format(endpoint=endpoint).replace("timeout = 60\n", ""))
+    sender = FrameSender(endpoint)
+    sender.start()
+    run = processes.start(
+        [sys.executable, "-m", "beamstream", "run", str(config), "--dashboard-port", str(port),
+         "-q"],
+        env=subprocess_env,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+
+    def header(ok, timeout: float = 40.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        probe = None
+        while time.monotonic() < deadline:
+            assert run.poll() is None, f"beamstream run ended early:\n{processes.stop(run)}"
+            try:
+                probe = browser.execute_script(HEADER_PROBE)
+            except TimeoutException:  # a page busy drawing (a loaded machine): ask again
+                continue
+            if probe and ok(probe):
+                return probe
+            time.sleep(0.2)
+        pytest.fail(f"the header did not get there in {timeout} s; last probe: {probe}")
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert run.poll() is None, f"beamstream run ended early:\n{processes.stop(run)}"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the dashboard did not come up"
+                time.sleep(0.3)
+        browser.get(url)
+        live = header(lambda p: p["state"] == "receiving" and p["last"] >= 1000, timeout=60)
+        assert live["level"] == "ok" and live["age"] < 2.0
+        assert f"source <code>{endpoint} (PULL)</code>" in live["text"]
+        assert "s ago" in live["text"] and "config pipeline.toml" in live["text"]
+        sender.stop.set()  # the source stops; the run goes on waiting
+        sender.join(5)
+        slow = header(lambda p: p["level"] == "amber")
+        assert slow["state"] == "slow" and 2.0 <= slow["age"] < 10.0
+        stalled = header(lambda p: p["level"] == "red")
+        assert stalled["state"] == "stalled" and stalled["age"] >= 10.0
+        assert stalled["last"] == live["last"] or stalled["last"] > live["last"]
+        assert "#c62828" in stalled["text"]  # the age is drawn in red
+        shot = tmp_path / "stalled.png"
+        assert browser.save_screenshot(str(shot))
+    finally:
+        sender.stop.set()
+        sender.join(5)
+        output = processes.stop(run, timeout=15)
+    assert run.returncode == 0, output

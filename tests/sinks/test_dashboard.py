@@ -33,6 +33,12 @@ def test_panels_are_chosen_from_dims():
     assert prep.classify(spec).kind == "curve"
     mod = Result("mean", np.zeros((1, 1, 2, 3, 4)), ("scan", "slot", "module", "y", "x"))
     assert prep.classify(mod).data_dims == ("module", "y", "x")
+    # a scan map (y, x in motor units) is a map, not a detector image; named reasons are bars
+    coords = {"y": np.arange(2.0), "x": np.arange(3.0)}
+    smap = Result("maps/total", np.zeros((2, 3)), ("y", "x"), coords)
+    assert prep.classify(smap) == prep.Kind("map", ("y", "x"), (), False)
+    why = Result("maps/unplaced", np.zeros(2), ("reason",), {"reason": np.array(["a", "b"])})
+    assert prep.classify(why) == prep.Kind("bars", ("reason",), (), False)
 
 
 def test_decimate_block_means_and_nan():

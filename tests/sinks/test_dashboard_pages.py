@@ -143,6 +143,11 @@ def test_records_have_readable_train_ids_and_skip_empty_defaults(hub):
     fig = doc.get_model_by_name("records:0")
     assert isinstance(fig.xaxis[0].formatter, NumeralTickFormatter)
     assert fig.xaxis[0].formatter.format == "0"  # 10000000050, not 1.00000005e+10
-    # scan_value is all None in the fixture: its plot shows a value that has data instead
-    assert [s.value for s in app.records.selects] == ["accepted_frames", "frames", "monitor"]
-    assert doc.get_model_by_name("records:2").yaxis[0].axis_label == "monitor"
+    # 'frames' is constant and 'monitor' varies in the fixture: the plot of the constant shows
+    # the varying value instead; scan_value (all None) stays only while nothing else has data
+    assert [s.value for s in app.records.selects][:2] == ["accepted_frames", "monitor"]
+    assert doc.get_model_by_name("records:1").yaxis[0].axis_label == "monitor"
+    # train ids as offsets from the first train, whose id is in the axis label
+    first = app.records.first_train
+    assert fig.xaxis[0].axis_label == f"train id − {first}"
+    assert app.records.source.data["train"][0] == 0

@@ -34,6 +34,7 @@ from ..base import Accumulator, Result, TrainView
 from ..params import ParamError, positive_float, string_list
 from ..state import BinnedState
 from ._state import GrowingState
+from .advice import PositionLog, grid_advice
 from .cellmaps import add_to_cell, add_to_cells, cell_means, transmission_maps
 from .grid import _SHIFT, LIMIT, UNPLACED, ScanGrid
 from .placement import EVENTS, place_by_index, place_by_position, place_train
@@ -166,6 +167,8 @@ class ScanMap(Accumulator[BinnedState]):
         self._fields: dict[str, tuple[str, str]] = {}
         self._xs: dict[int, float] = {}
         self._ys: dict[int, float] = {}
+        self.seen = PositionLog()  # positions seen, for advice when the scan misses the grid
+        self._advised = False
 
     def describe(self) -> str:
         how = (
@@ -228,6 +231,8 @@ class ScanMap(Accumulator[BinnedState]):
         kx, ky = self._record_keys
         records[kx] = np.nan
         records[ky] = np.nan
+        if self.positions:
+            self._note_positions(view)
         if not attrs:
             row = state.index(UNPLACED)
             state["unplaced"][row, 3] += len(frames)
@@ -273,6 +278,10 @@ class ScanMap(Accumulator[BinnedState]):
         add_to_cell(state, key, attrs, self.attributes or attrs, frames, all_frames, self._fields)
         view.records[self._record_keys[0]] = self._node_x(ix)
         view.records[self._record_keys[1]] = self._node_y(iy)
+
+    def _note_positions(self, view: TrainView) -> None:
+        for axis, src, key in (("x", self.x_source, self.x_key), ("y", self.y_source, self.y_key)):
+            self.seen.add(axis, view.train.get(src, key, None))
 
     def _note_units(self, view: TrainView, attrs: dict[str, Any]) -> None:
         """Remember the units of the mapped attributes (the first ones published)."""
@@ -321,6 +330,16 @@ class ScanMap(Accumulator[BinnedState]):
         unplaced = (
             state["unplaced"].sum(axis=0) if len(state.keys) else np.zeros(len(EVENTS), np.int64)
         )
+        attrs = {**base, "sub_key": "unplaced"}
+        placed = int(np.nansum(maps.get("n_frames", np.zeros(0))))
+        advice = grid_advice(
+            self.grid, self.seen, dict(zip(EVENTS, unplaced.tolist(), strict=True)), placed
+        )
+        if advice is not None:
+            attrs["grid_warning"] = advice
+            if not self._advised:
+                self._advised = True
+                log.warning("%s: %s", self.name, advice)
         out["maps/unplaced"] = Result(
             "maps/unplaced",
             unplaced,
@@ -328,6 +347,6 @@ class ScanMap(Accumulator[BinnedState]):
             {"reason": np.array(EVENTS)},
             "frames",
             {},
-            {**base, "sub_key": "unplaced"},
+            attrs,
         )
         return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._bbox_kernels import bbox_counts, bbox_fill
 from .geometry import DetectorGeometry
 
 __all__ = [
@@ -317,32 +318,6 @@ def _build(
     )
 
 
-def _spread(fmin: np.ndarray, fmax: np.ndarray, npt: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per pixel, bins and fractions of the interval [fmin, fmax] (in bin units), pyFAI-style.
-
-    Returns up to ``width`` ``(bin, fraction)`` column pairs; absent entries have fraction 0.
-    Bins outside ``[0, npt)`` are clipped onto the edge bins as pyFAI does.
-    """
-    b0 = np.floor(fmin).astype(np.int64)
-    b1 = np.floor(fmax).astype(np.int64)
-    c0 = np.clip(b0, 0, npt - 1)
-    c1 = np.clip(b1, 0, npt - 1)
-    span = fmax - fmin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(span > 0, 1.0 / span, 0.0)
-    width = int((c1 - c0).max()) + 1 if len(c0) else 1
-    out = []
-    single = c0 == c1
-    for off in range(width):
-        b = c0 + off
-        inside = b <= c1
-        frac = np.where(b == c0, (c0 + 1) - fmin, np.where(b == c1, fmax - c1, 1.0)) * inv
-        frac = np.where(single, np.where(off == 0, 1.0, 0.0), frac)
-        frac = np.where(inside, frac, 0.0)
-        out.append((b, frac))
-    return out
-
-
 def _bbox_csc(
     valid: np.ndarray,
     q: np.ndarray,
@@ -364,15 +339,21 @@ def _bbox_csc(
         # 1-D output: the azimuth range only selects pixels (pyFAI's pos1 check)
         keep &= (phi + dphi >= phiaxis.lo) & (phi - dphi <= phiaxis.hi)
     pix = np.flatnonzero(keep)
-    qs = _spread(fq0[pix], fq1[pix], qaxis.npt)
-    if dim == 2:
-        ps = _spread(fp0[pix], fp1[pix], phiaxis.npt)
-        cols = [(bp * qaxis.npt + bq, fp * fq) for bp, fp in ps for bq, fq in qs]
-    else:
-        cols = qs
-    b = np.stack([c[0] for c in cols], axis=1)
-    f = np.stack([c[1] for c in cols], axis=1)
-    nz = f > 0
+    two_d = dim == 2
+    args = (
+        np.ascontiguousarray(fq0[pix], dtype=np.float64),
+        np.ascontiguousarray(fq1[pix], dtype=np.float64),
+        np.ascontiguousarray(fp0[pix] if two_d else fq0[:0], dtype=np.float64),
+        np.ascontiguousarray(fp1[pix] if two_d else fq1[:0], dtype=np.float64),
+        qaxis.npt,
+        phiaxis.npt,
+        two_d,
+    )
+    counts = np.empty(len(pix), dtype=np.int64)
+    bbox_counts(*args, counts)
     ptr = np.zeros(len(pix) + 1, dtype=np.int64)
-    np.cumsum(nz.sum(axis=1), out=ptr[1:])
-    return pix.astype(np.int32), ptr, b[nz].astype(np.int32), f[nz].astype(np.float64)
+    np.cumsum(counts, out=ptr[1:])
+    bins = np.empty(ptr[-1], dtype=np.int32)
+    coef = np.empty(ptr[-1], dtype=np.float64)
+    bbox_fill(*args, ptr, bins, coef)
+    return pix.astype(np.int32), ptr, bins, coef

@@ -26,8 +26,9 @@ import numpy as np
 
 from beamstream.arrays import load_array
 
+from ._bbox_kernels import corner_deltas
 from .geometry_params import as_number, flat_shape, wavelength_m
-from .pixels import PixelArrays, flat_coords, rotate
+from .pixels import PixelArrays, flat_coords, rotate, rotation_matrix
 from .poni import read_poni
 from .units import q_scale
 
@@ -303,10 +304,20 @@ class DetectorGeometry:
 
     def deltas(self, unit: str) -> tuple[np.ndarray, np.ndarray]:
         """pyFAI's bounding-box half widths: max |corner - centre| in q (``unit``) and chi (rad)."""
-        tth_c, chi_c = self.angles(corners=True)
+        p1, p2, p3 = (np.ascontiguousarray(p) for p in self.detector_coords(corners=True))
         arr = self.arrays()
-        q_c = 4.0 * math.pi * np.sin(0.5 * tth_c) / self.wavelength * q_scale(unit)
-        dq = np.abs(q_c - arr.q(unit)[..., None]).max(axis=-1)
-        dchi = np.abs(chi_c - arr.chi[..., None])
-        dchi = np.minimum(dchi, 2.0 * math.pi - dchi).max(axis=-1)
+        shape, corners = p1.shape[:-1], p1.shape[-1]
+        m = rotation_matrix(self.rot1, self.rot2, self.rot3)
+        dq = np.empty(shape, dtype=np.float64)
+        dchi = np.empty(shape, dtype=np.float64)
+        corner_deltas(
+            *(p.reshape(-1, corners) for p in (p1, p2, p3)),
+            m,
+            float(self.wavelength),
+            float(q_scale(unit)),
+            np.ascontiguousarray(arr.q(unit), dtype=np.float64).ravel(),
+            np.ascontiguousarray(arr.chi, dtype=np.float64).ravel(),
+            dq.reshape(-1),
+            dchi.reshape(-1),
+        )
         return dq, dchi

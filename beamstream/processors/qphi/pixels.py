@@ -17,7 +17,7 @@ import numpy as np
 
 from .units import q_scale
 
-__all__ = ["PixelArrays", "flat_coords", "rotate"]
+__all__ = ["PixelArrays", "flat_coords", "rotate", "rotation_matrix"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,17 @@ def flat_coords(
     return np.ascontiguousarray(p1), np.ascontiguousarray(p2), p3
 
 
+def rotation_matrix(rot1: float, rot2: float, rot3: float) -> np.ndarray:
+    """``R3 R2 R1`` (pyFAI's rotation convention, angles in radians)."""
+    c1, s1 = math.cos(rot1), math.sin(rot1)
+    c2, s2 = math.cos(rot2), math.sin(rot2)
+    c3, s3 = math.cos(rot3), math.sin(rot3)
+    r1 = np.array([[1.0, 0.0, 0.0], [0.0, c1, s1], [0.0, -s1, c1]])
+    r2 = np.array([[c2, 0.0, -s2], [0.0, 1.0, 0.0], [s2, 0.0, c2]])
+    r3 = np.array([[c3, -s3, 0.0], [s3, c3, 0.0], [0.0, 0.0, 1.0]])
+    return r3 @ r2 @ r1
+
+
 def rotate(
     p1: np.ndarray,
     p2: np.ndarray,
@@ -116,13 +127,7 @@ def rotate(
     rot3: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lab coordinates ``t = R3 R2 R1 p`` (pyFAI's rotation convention, angles in radians)."""
-    c1, s1 = math.cos(rot1), math.sin(rot1)
-    c2, s2 = math.cos(rot2), math.sin(rot2)
-    c3, s3 = math.cos(rot3), math.sin(rot3)
-    r1 = np.array([[1.0, 0.0, 0.0], [0.0, c1, s1], [0.0, -s1, c1]])
-    r2 = np.array([[c2, 0.0, -s2], [0.0, 1.0, 0.0], [s2, 0.0, c2]])
-    r3 = np.array([[c3, -s3, 0.0], [s3, c3, 0.0], [0.0, 0.0, 1.0]])
-    m = r3 @ r2 @ r1
+    m = rotation_matrix(rot1, rot2, rot3)
     t1 = m[0, 0] * p1 + m[0, 1] * p2 + m[0, 2] * p3
     t2 = m[1, 0] * p1 + m[1, 1] * p2 + m[1, 2] * p3
     t3 = m[2, 0] * p1 + m[2, 1] * p2 + m[2, 2] * p3

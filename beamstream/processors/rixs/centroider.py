@@ -20,10 +20,12 @@ from beamstream.processors.rixs._detect_kernels import detect_xfel
 from beamstream.processors.rixs._esrf_kernel import detect_esrf
 from beamstream.processors.rixs._histogram_kernel import histogram_hits
 from beamstream.processors.rixs.curvature import correct, parse_curvature
+from beamstream.processors.rixs.hitmap import NO_MAP, HitMap
 from beamstream.processors.rixs.thresholds import Thresholds
 from beamstream.processors.state import BinnedState
 
 __all__ = ["PhotonCentroider", "DEFAULT_HIT_LIST"]
+
 
 #: hit-list size per train when ``hit_list = true``
 DEFAULT_HIT_LIST = 10_000
@@ -147,6 +149,8 @@ single_fraction, double_fraction, double_threshold
         self._dark_crop: dict[tuple[int, ...], np.ndarray] = {}
         self._dark_sum: np.ndarray | None = None
         self._dark_n = 0
+        #: the accumulated hit map (with the frame shape known at construction)
+        self.hit_map = HitMap.of(self.roi, self.frame_shape, self.axis, _MIN_SIZE[self.mode])
 
     # -- configuration ------------------------------------------------------------------------
     def describe(self) -> str:
@@ -190,6 +194,7 @@ single_fraction, double_fraction, double_threshold
                 "monitor_sum": ((s,), np.float64),
                 "monitor_frames": ((s,), i64),
                 "dark_frames": ((), i64),
+                **(self.hit_map.spec(s) if self.hit_map else {}),
             },
             meta=self._meta(),
         )
@@ -275,11 +280,14 @@ single_fraction, double_fraction, double_threshold
                 )  # fmt: skip
             use = n_over == 0
             a, b = self.curvature
+            g = self.hit_map.grid if self.hit_map else None
             histogram_hits(
                 n_hits, out_y, out_x, out_double, use, slot, a, b,
                 self.axis.lo, 1.0 / self.axis.width,
                 state["single"][row], state["double"][row],
                 state["n_single"][row], state["n_double"][row],
+                g is not None, *(g.scale() if g is not None else NO_MAP[:2]),
+                state["hit_map"][row] if g is not None else NO_MAP[2],
             )  # fmt: skip
             np.add.at(state["frames"][row], slot[use], 1)
             np.add.at(state["overflow_frames"][row], slot[~use], 1)
@@ -301,6 +309,7 @@ single_fraction, double_fraction, double_threshold
         view.records[f"{self.name}.hits_per_frame"] = per_frame
         view.records[f"{self.name}.doubles_per_frame"] = dbl_frame
         view.records[f"{self.name}.overflow_per_frame"] = over_frame
+        view.records[f"{self.name}.hits_per_train"] = int(per_frame[per_frame > 0].sum())
 
     def _list_hits(self, view, proc, use, n_hits, out_y, out_x, out_sum, out_double) -> None:
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("frame", "x", "y", "sum", "double")}
@@ -369,6 +378,8 @@ single_fraction, double_fraction, double_threshold
             out[key] = res(key, state[key].copy(), ("scan", "slot"), units="")
         out["monitor"] = res("monitor", state["monitor_sum"].copy(), ("scan", "slot"))
         out["dark_frames"] = res("dark_frames", state["dark_frames"].copy(), ("scan",))
+        if self.hit_map:
+            out["hit_map"] = self.hit_map.result(self.name, state["hit_map"], coords, attrs)
         pairs = self.slot_map.pairs()
         if pairs:
             diff = np.stack([per_frame[:, p] - per_frame[:, u] for p, u in pairs], axis=1)

@@ -86,11 +86,21 @@ def _gauss_fit(coord: np.ndarray, prof: np.ndarray) -> float:
     sig = float(np.clip(np.sqrt(var), 0.5 * step, 20.0))
     c = 0.0
     par = np.array([amp, mu, sig, c], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        par = _levenberg(coord, p, par, step)
+    if par is None or not (par[0] > 0 and coord[0] <= par[1] <= coord[-1]):
+        return np.nan
+    return float(par[1])
+
+
+def _levenberg(coord: np.ndarray, p: np.ndarray, par: np.ndarray, step: float) -> np.ndarray | None:
+    """Gauss + constant fit iterations from ``par``; None when the fit degenerates (a sparse
+    block: no peak, overflowing widths)."""
     for _ in range(50):
         half = max(4.0 * par[2], 3.0 * step)
         sel = np.abs(coord - par[1]) <= half
         if sel.sum() < 5:
-            return np.nan
+            return None
         t = coord[sel]
         g = np.exp(-0.5 * ((t - par[1]) / par[2]) ** 2)
         model = par[0] * g + par[3]
@@ -105,19 +115,29 @@ def _gauss_fit(coord: np.ndarray, prof: np.ndarray) -> float:
         )
         jtj = jac.T @ jac
         jtj[np.diag_indices(4)] *= 1.0 + 1e-6
+        if not np.isfinite(jtj).all() or not np.isfinite(r).all():
+            return None
         try:
             delta = np.linalg.solve(jtj, jac.T @ r)
         except np.linalg.LinAlgError:
-            return np.nan
+            return None
         # keep the step sane: at most half a width in position, width stays positive
         delta[1] = np.clip(delta[1], -0.5 * par[2], 0.5 * par[2])
         par = par + delta
         par[2] = abs(par[2]) if par[2] != 0 else step
+        if not np.isfinite(par).all():
+            return None
         if abs(delta[1]) < 1e-9 * max(1.0, abs(par[1])):
             break
-    if not (par[0] > 0 and coord[0] <= par[1] <= coord[-1]):
-        return np.nan
-    return float(par[1])
+    return par
+
+
+def _column_mean(block: np.ndarray) -> np.ndarray:
+    """Mean over the finite values of each row of ``block`` (NaN for a row with none)."""
+    ok = np.isfinite(block)
+    n = ok.sum(axis=1)
+    total = np.where(ok, block, 0.0).sum(axis=1)
+    return np.divide(total, n, out=np.full(len(n), np.nan), where=n > 0)
 
 
 def _fit_parabola(x: np.ndarray, y: np.ndarray) -> CurvatureFit:
@@ -176,7 +196,7 @@ def fit_curvature(
     xs, ys = [], []
     for s, e in _blocks(w, block):
         xs.append(x_offset + 0.5 * (s + e - 1))
-        ys.append(_gauss_fit(ycoord, np.nanmean(img[:, s:e], axis=1)))
+        ys.append(_gauss_fit(ycoord, _column_mean(img[:, s:e])))
     return _fit_parabola(np.asarray(xs), np.asarray(ys))
 
 

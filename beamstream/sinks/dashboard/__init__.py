@@ -5,14 +5,7 @@ panels are chosen from the dims of the results present; ``beamstream report RESU
 the same panels as one standalone HTML file. See ``docs/dashboard.md``.
 """
 
-from beamstream.sinks.dashboard.sink import (
-    DEFAULT_PORT,
-    DashboardSink,
-    connect_control,
-    connect_reset,
-    dashboard_sinks,
-    load_mask,
-)
+from typing import Any
 
 __all__ = [
     "DashboardSink",
@@ -22,3 +15,12 @@ __all__ = [
     "connect_control",
     "DEFAULT_PORT",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Bokeh is imported when the dashboard is used, not when the command line is built."""
+    if name in __all__:
+        from beamstream.sinks.dashboard import sink
+
+        return getattr(sink, name)
+    raise AttributeError(name)

@@ -32,6 +32,7 @@ from bokeh.models import (
 )
 
 from beamstream.sinks.dashboard.budget import UpdateBudget
+from beamstream.sinks.dashboard.header import STALE_AFTER, HeaderPanel
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
 from beamstream.sinks.dashboard.panels import LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
@@ -93,6 +94,8 @@ class DashboardApp:
     reset_allowed
         False for a session opened without the run's control token: its reset button is
         disabled, and a click sent anyway is refused and reported to ``on_refused``.
+    stale_after
+        Seconds without a train after which the header's train age turns amber, then red.
     """
 
     def __init__(
@@ -108,11 +111,13 @@ class DashboardApp:
         control: Any = None,
         reset_allowed: bool = True,
         on_refused: Callable[[], None] | None = None,
+        stale_after: tuple[float, float] = STALE_AFTER,
     ):
         self.hub = hub
         self.control = control
         self.reset_allowed = reset_allowed
         self.on_refused = on_refused
+        self.stale_after = stale_after
         self.update_hz = min(max(float(update_hz), 0.2), 10.0)
         self.on_reset = on_reset
         self.title = title
@@ -155,12 +160,16 @@ class DashboardApp:
         self.reset_button.on_click(self._reset)
         self.pause = Toggle(label="pause display", width=120, name="pause")
         self.pause.on_change("active", self._changed)
-        self.scan = Select(title="scan bin", value=ALL, options=[ALL], width=120, name="scan")
-        self.slot = Select(title="slot", value="", options=[""], width=140, name="slot")
+        self.scan = Select(
+            title="scan bin", value=ALL, options=[ALL], width=120, name="scan", visible=False
+        )
+        self.slot = Select(
+            title="slot", value="", options=[""], width=140, name="slot", visible=False
+        )
         self.scale = RadioButtonGroup(labels=["linear", "log"], active=0, name="scale")
         self.levels = RadioButtonGroup(labels=["auto", "fixed"], active=0, name="levels")
-        self.low = NumericInput(title="low", value=0, mode="float", width=90)
-        self.high = NumericInput(title="high", value=1000, mode="float", width=90)
+        self.low = NumericInput(title="low", value=0, mode="float", width=90, visible=False)
+        self.high = NumericInput(title="high", value=1000, mode="float", width=90, visible=False)
         self.roi_x = RangeSlider(title="ROI x", start=0, end=1, value=(0, 1), step=1, width=220)
         self.roi_y = RangeSlider(title="ROI y", start=0, end=1, value=(0, 1), step=1, width=220)
         for w in (self.scan, self.slot, self.low, self.high):
@@ -169,6 +178,8 @@ class DashboardApp:
             w.on_change("active", self._changed)
         for w in (self.roi_x, self.roi_y):
             w.on_change("value_throttled", self._changed)
+        self.header = HeaderPanel(self.title, self.stale_after)
+        self.roi_box = column(self.roi_x, self.roi_y, visible=False)
         self.status = StatusPanel()
         self.ack = ColumnDataSource({"update": [0]}, name="ack")
         self.ack.on_change("data", self._acked)
@@ -195,7 +206,6 @@ class DashboardApp:
         if self.steer is not None:
             self.steer.doc = doc
         doc.title = self.title
-        header = Div(text=f"<h2 style='margin:0'>{self.title}</h2>", name="title")
         colour = column(Div(text="colour"), self.scale, self.levels)
         controls = row(
             self.reset_button,
@@ -205,12 +215,12 @@ class DashboardApp:
             colour,
             self.low,
             self.high,
-            column(self.roi_x, self.roi_y),
+            self.roi_box,
             name="controls",
         )
         doc.add_root(
             column(
-                header,
+                self.header.div,
                 controls,
                 row(self.status.layout, self.latest.layout),
                 *([self.steer.layout] if self.steer is not None else []),
@@ -220,6 +230,7 @@ class DashboardApp:
             )
         )
         browser_owned_ranges(doc.roots[0])
+        doc.add_root(self.header.source)
         doc.add_root(self.status.source)  # data-only roots: read by scripts and tests, and
         doc.add_root(self.ack)  # written by the browser once it has drawn an update
         doc.add_periodic_callback(self.update, int(1000 / self.update_hz))
@@ -252,6 +263,7 @@ class DashboardApp:
             c.roi = (int(x0), int(x1), int(y0), int(y1))
         self._dirty = True
         if not self._updating:  # programmatic changes during an update only mark it dirty
+            self._applicable_controls()
             self.update()
 
     # -- updating -----------------------------------------------------------------------------
@@ -306,7 +318,9 @@ class DashboardApp:
         latest_id = int(view.train_id) if view is not None else None
         seq = snap.seq if snap is not None else 0
         epoch = snap.epoch if snap is not None else 0
-        self.status.update(hub.status(), dict(hub.info), latest_id, seq, epoch, self.sent)
+        status, info = hub.status(), dict(hub.info)
+        self.header.update(status, info, final=bool(snap is not None and snap.final))
+        self.status.update(status, info, latest_id, seq, epoch, self.sent)
         if self.pause.active:
             return
         records, self._record_seq, _ = hub.records_since(self._record_seq)
@@ -353,6 +367,7 @@ class DashboardApp:
                 self.results_box.children = [*old, *new]
         self._scan_options(keys, results)
         self._slot_options(tuple(slots))
+        self._applicable_controls()
         for proc, named in results.items():
             for name in named:
                 panel = self.panels.get(f"{proc}.{name}")
@@ -365,6 +380,22 @@ class DashboardApp:
                     continue
                 if panel.kind.kind == "image":
                     self._init_roi(getattr(getattr(panel, "image", None), "shape", None))
+
+    def _applicable_controls(self) -> None:
+        """Show a control only where something on the page uses it."""
+        from beamstream.sinks.dashboard.panels import PumpProbePanel
+
+        roi = any(isinstance(p, PumpProbePanel) for p in self.panels.values())
+        shown = {
+            self.scan: len(self.scan.options) > 2,  # "all" and at least two bins
+            self.slot: len([o for o in self.slot.options if o]) > 1,
+            self.roi_box: roi,
+            self.low: self.levels.active == 1,
+            self.high: self.levels.active == 1,
+        }
+        for widget, visible in shown.items():
+            if widget.visible != visible:
+                widget.visible = visible
 
     def _scan_options(self, keys: set[float], results: dict[str, dict[str, Any]]) -> None:
         labels = {f"{k:g}": k for k in sorted(keys)}

@@ -59,7 +59,13 @@ class LatestImagePanel:
 
     def __init__(self, mask: np.ndarray | None = None):
         self.image = ImageView("latest", "latest train", mask)
-        self.layout = column(self.image.fig, name="panel:latest")
+        self.image.fig.visible = False  # no placeholder image: a note until the first train
+        self.waiting = Div(
+            text="<i>waiting for data: the latest train's image appears here</i>",
+            width=WIDTH,
+            name="waiting:latest",
+        )
+        self.layout = column(self.waiting, self.image.fig, name="panel:latest")
         self.train_id: int | None = None
         self.last: np.ndarray | None = None  # the last image shown (full resolution)
 
@@ -71,11 +77,14 @@ class LatestImagePanel:
         self.last = img
         self.train_id = int(view.train_id)
         slot = controls.selection.slot
-        what = f" slot={slot}" if slot in getattr(view, "slots", ()) else ""
+        slots = tuple(getattr(view, "slots", ()))
+        what = f" slot={slot}" if slot in slots and len(slots) > 1 else ""
         # the train id is in the status panel: a title that changes every update would make
         # the browser lay the whole page out again each time
         self.image.fig.title.text = f"latest train{what}"
-        self.image.show(img, controls)
+        self.image.show(img, controls, value_label="mean of frames")
+        if not self.image.fig.visible:
+            self.image.fig.visible, self.waiting.visible = True, False
         return True
 
 
@@ -93,8 +102,14 @@ class RecordsPanel:
     def __init__(self, history: int = 2000, plots: int = 3):
         self.history = int(history)
         self.columns: dict[str, collections.deque[float]] = {
-            k: collections.deque(maxlen=self.history) for k in ("train_id", *self.DEFAULTS)
+            k: collections.deque(maxlen=self.history) for k in ("train_id", "train", *self.DEFAULTS)
         }
+        #: the first train id: the x axes show train ids as offsets from it
+        self.first_train: int | None = None
+        #: plots whose value the user chose (never changed automatically)
+        self.user_chosen: set[int] = set()
+        self._auto_choice = False
+        self._checked_at = 0
         self.source = ColumnDataSource({k: np.zeros(0) for k in self.columns}, name="records")
         self.selects: list[Select] = []
         self.figs = []
@@ -106,30 +121,43 @@ class RecordsPanel:
             fig = figure(
                 width=WIDTH,
                 height=180,
-                x_axis_label="train id",
+                x_axis_label="trains since the first",
                 y_axis_label=default,
                 tools="pan,xwheel_zoom,box_zoom,reset,save",
                 name=f"records:{i}",
                 **({"x_range": x_range} if x_range is not None else {}),
             )
             x_range = fig.x_range
-            # train ids are ~1e10: plain integers, not "1.000000005e+10"
+            # train ids are ~1e10: drawn as offsets from the first train (its id in the label)
             fig.xaxis.formatter = NumeralTickFormatter(format="0")
             fig.xaxis.ticker.min_interval = 1
-            fig.xaxis.major_label_orientation = 0.3
-            line = fig.line("train_id", default, source=self.source)
-            marks = fig.scatter("train_id", default, source=self.source, size=3)
+            line = fig.line("train", default, source=self.source)
+            marks = fig.scatter("train", default, source=self.source, size=3)
             self.marks.append(marks)
-            sel.on_change("value", self._chooser(fig, line, marks))
+            sel.on_change("value", self._chooser(i, fig, line, marks))
             self.selects.append(sel)
             self.figs.append(fig)
         self.layout = column(
             *[row(f, s) for f, s in zip(self.figs, self.selects, strict=True)], name="panel:records"
         )
 
-    @staticmethod
-    def _chooser(fig: Any, line: Any, marks: Any):  # noqa: ANN205 - a Bokeh callback
+    def _offsets(self, rows: list[dict[str, float]]) -> None:
+        """Add each row's ``train`` (train id minus the first train id seen)."""
+        for r in rows:
+            tid = r.get("train_id")
+            if tid is None or not math.isfinite(tid):
+                r["train"] = math.nan
+                continue
+            if self.first_train is None:
+                self.first_train = int(tid)
+                for fig in self.figs:
+                    fig.xaxis.axis_label = f"train id − {self.first_train}"
+            r["train"] = tid - self.first_train
+
+    def _chooser(self, i: int, fig: Any, line: Any, marks: Any):  # noqa: ANN202 - a callback
         def choose(attr: str, old: str, new: str) -> None:
+            if not self._auto_choice:
+                self.user_chosen.add(i)
             line.glyph.y = new
             marks.glyph.y = new
             fig.yaxis.axis_label = new
@@ -137,30 +165,39 @@ class RecordsPanel:
         return choose
 
     def _replace_empty_defaults(self) -> None:
-        """A plot still on its default value with no data (e.g. ``scan_value`` of a run without
-        a scan) switches to a value that has data and is not shown yet (processor values first)."""
+        """A plot on an automatic choice with no data (e.g. ``scan_value`` of a run without a
+        scan), or with a constant value while another value varies (e.g. ``frames`` of a run
+        with a fixed number of frames), switches to a varying value not shown yet (processor
+        values first). A value the user chose stays."""
 
         def finite(k: str) -> list[float]:
             return [v for v in self.columns.get(k, ()) if math.isfinite(v)]
 
-        def rank(k: str) -> tuple[bool, bool, str]:  # varying values first, processor values next
+        def varies(k: str) -> bool:
             v = finite(k)
-            return (min(v) == max(v), "." not in k, k)
+            return len(v) > 2 and min(v) != max(v)
+
+        def rank(k: str) -> tuple[bool, bool, str]:  # varying values first, processor values next
+            return (not varies(k), "." not in k, k)
 
         shown = {s.value for s in self.selects}
         spare = sorted(
             (
                 k
                 for k in self.columns
-                if k not in shown and k not in ("train_id", "timestamp") and finite(k)
+                if k not in shown and k not in ("train_id", "train", "timestamp") and finite(k)
             ),
             key=rank,
         )
-        has_data = finite
         for i, sel in enumerate(self.selects):
-            default = self.DEFAULTS[i] if i < len(self.DEFAULTS) else "train_id"
-            if sel.value == default and not has_data(default) and spare:
-                sel.value = spare.pop(0)
+            if i in self.user_chosen or not spare:
+                continue
+            if not finite(sel.value) or (not varies(sel.value) and varies(spare[0])):
+                self._auto_choice = True
+                try:
+                    sel.value = spare.pop(0)
+                finally:
+                    self._auto_choice = False
 
     def add(self, records: list[dict[str, Any]], max_rows: int | None = None) -> None:
         """Append records (streamed to the browser; the whole table only when keys change).
@@ -175,7 +212,8 @@ class RecordsPanel:
         if not records:
             return
         rows = [prep.numeric_scalars(r) for r in records]
-        keys = set().union(*rows) | {"train_id"}
+        self._offsets(rows)
+        keys = set().union(*rows) | {"train_id", "train"}
         new_keys = keys - set(self.columns)
         n_old = len(self.columns.get("train_id", ()))
         for k in new_keys:
@@ -185,7 +223,8 @@ class RecordsPanel:
                 col.append(r.get(k, math.nan))
         if new_keys or len(self.source.data["train_id"]) == 0:
             self.source.data = {k: np.asarray(v) for k, v in self.columns.items()}
-            options = sorted(k for k in self.columns if k != "train_id") + ["train_id"]
+            options = sorted(k for k in self.columns if k not in ("train_id", "train"))
+            options.append("train_id")
             for sel in self.selects:
                 sel.options = options
             self._replace_empty_defaults()
@@ -193,6 +232,10 @@ class RecordsPanel:
             n = min(len(rows), self.history)
             new = {k: np.asarray(list(v)[-n:]) for k, v in self.columns.items()}
             self.source.stream(new, rollover=self.history)
+            total = len(self.columns["train_id"])
+            if total >= 2 * self._checked_at and total < self.history:  # now and then
+                self._checked_at = total
+                self._replace_empty_defaults()
         few = len(self.columns["train_id"]) <= self.MARKS_MAX
         for marks in self.marks:
             marks.visible = few  # Bokeh sends only a change
@@ -248,10 +291,10 @@ class StatusPanel:
             ("last train id", status.get("last_train_id", "-")),
             ("latest image", "-" if latest_id is None else f"train {latest_id}"),
             ("run time", f"{num(status.get('run_time_s')):.1f} s"),
-            ("epoch", values["epoch"] if math.isfinite(values["epoch"]) else epoch),
+            ("epoch", int(values["epoch"]) if math.isfinite(values["epoch"]) else epoch),
         ]
         for k, v in sorted(info.items()):
-            if k != "dashboard_url":
+            if k not in ("dashboard_url", "source", "config_name", "config_version", "diagnosis"):
                 items.append((str(k), v))
         cells = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"

@@ -23,6 +23,7 @@ from bokeh.plotting import figure
 
 from beamstream.processors.base import Result
 from beamstream.sinks.dashboard import prep
+from beamstream.sinks.dashboard.axes import AxisScale, default_axes
 from beamstream.sinks.dashboard.prep import Kind
 from beamstream.sinks.dashboard.roi import pump_probe_curve
 from beamstream.sinks.dashboard.views import (
@@ -43,6 +44,7 @@ class Panel:
         self.proc, self.result, self.kind = proc, res.name, kind
         self.key = f"{proc}.{res.name}"
         self.layout: LayoutDOM = column()
+        self._static = False
         #: a short text shown instead of the plots when there is nothing to draw
         self.note = Div(text="", visible=False, width=WIDTH, name=f"note:{self.key}")
         self.empty = False
@@ -61,6 +63,13 @@ class Panel:
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         """Fill the sources from this processor's results with the current controls."""
         raise NotImplementedError
+
+    def static(self) -> None:
+        """Hide the controls that need a server (for a standalone page)."""
+        self._static = True
+        axes = getattr(self, "axes", None)
+        if axes is not None:
+            axes.widget.visible = False
 
     def title(self, res: Result, controls: Controls) -> str:
         sel = controls.selection
@@ -82,7 +91,8 @@ class ImagePanel(Panel):
             self.key,
             self.key,
             None if is_map else mask,
-            match_aspect=not is_map,
+            # square cells for detector pixels and for scan maps (both axes in motor units)
+            match_aspect=not is_map or kind.data_dims == prep.PIXEL_DIMS,
             labels=labels,
         )
         self.layout = column(self.note, self.image.fig, name=f"panel:{self.key}")
@@ -112,7 +122,7 @@ class ImagePanel(Panel):
     def _slot_label(self, res: Result, slot: str | None) -> str:
         for d in self.kind.group_dims:
             names = [str(s) for s in res.coords.get(d, ())]
-            if names:
+            if len(names) > 1:  # a single slot ("image") goes without saying
                 return f" {d}={slot if slot in names else names[0]}"
         return ""
 
@@ -166,7 +176,8 @@ class LinesPanel(Panel):
     def __init__(self, proc: str, res: Result, kind: Kind, mask: np.ndarray | None = None):
         super().__init__(proc, res, kind, mask)
         self.lines = ColumnDataSource(
-            {"xs": [], "ys": [], "label": [], "color": []}, name=f"curve:{self.key}"
+            {"xs": [], "ys": [], "label": [], "color": [], "dash": [], "width": []},
+            name=f"curve:{self.key}",
         )
         self.errors = ColumnDataSource(
             {"x": [], "lower": [], "upper": []}, name=f"errors:{self.key}"
@@ -190,7 +201,13 @@ class LinesPanel(Panel):
             name=f"figure:{self.key}",
         )
         self.fig.multi_line(
-            "xs", "ys", source=self.lines, color="color", legend_field="label", line_width=2
+            "xs",
+            "ys",
+            source=self.lines,
+            color="color",
+            line_dash="dash",
+            line_width="width",
+            legend_field="label",
         )
         self.fig.segment("x", "lower", "x", "upper", source=self.errors, color="black", alpha=0.6)
         self.latest_item: LegendItem | None = None
@@ -212,10 +229,15 @@ class LinesPanel(Panel):
             self.fig.scatter("xs", "ys", source=self.points, color="color", size=6)
         self.fig.legend.click_policy = "hide"
         self.fig.legend.location = "top_right"
+        self.fig.legend.background_fill_alpha = 0.7
         self.fig.yaxis.formatter = readable_numbers()
         #: scalars of a single scan bin (or none) are shown as a small table instead of a plot
         self.table = Div(text="", visible=False, name=f"table:{self.key}")
-        self.layout = column(self.note, self.table, self.fig, name=f"panel:{self.key}")
+        self.axes = AxisScale(self.fig, self.key, default=default_axes(res, kind))
+        parts = [self.note, self.table, self.fig]
+        if kind.kind == "curve":
+            parts.insert(2, self.axes.widget)
+        self.layout = column(*parts, name=f"panel:{self.key}")
 
     def update(self, results: dict[str, Result], controls: Controls) -> None:
         res = results.get(self.result)
@@ -233,10 +255,16 @@ class LinesPanel(Panel):
         self.fig.title.text = title
         empty = prep.all_missing(values)
         self.show_empty(empty, [self.fig], f" ({title.split(' (', 1)[-1]}")
+        if not self._static:
+            self.axes.widget.visible = not empty  # no axes choice for a "no data" note
         if empty:
             return
         dim = self.kind.data_dims[0]
         x = np.asarray(res.coords.get(dim, np.arange(values.shape[-1])), dtype=np.float64)
+        if dim in ("train", "train_id") and x.size:  # ~1e10: offsets, the first id in the label
+            first = int(x[0])
+            x = x - first
+            self.fig.xaxis[0].axis_label = f"train id − {first}"
         curves = values.reshape(-1, values.shape[-1])
         labels = _group_labels(res, self.kind.group_dims)
         self.lines.data = _lines(x, curves, labels)
@@ -247,6 +275,10 @@ class LinesPanel(Panel):
 
     def _scalar(self, res: Result) -> None:
         data = np.asarray(res.data, dtype=np.float64)
+        if data.size == 0:  # no scan bin yet (nothing processed)
+            self.table.visible = False
+            self.show_empty(True, [self.fig], " yet")
+            return
         if not self.kind.has_scan:
             keys = np.zeros(1)
             data = data.reshape(1, -1)
@@ -296,7 +328,9 @@ def _group_labels(res: Result, group_dims: tuple[str, ...]) -> list[str]:
         n = int(np.shape(res.data)[res.dims.index(d)])
         names = [str(s) for s in res.coords.get(d, range(n))]
         labels = [f"{a}/{b}" if a else b for a in labels for b in names]
-    return labels if labels != [""] else [short(res.name)]
+    if len(labels) == 1:  # one line: named after the result, not after the default slot "image"
+        return [short(res.name)]
+    return labels
 
 
 def _fmt(v: float) -> str:
@@ -320,14 +354,23 @@ def _table(key: str, res: Result, labels: list[str], values: np.ndarray, keys: n
     return f"{head}<table>{cells}</table>"
 
 
+#: line styles of successive groups: lines that coincide (e.g. equal counts per slot) all stay
+#: visible, thick and solid under thin and dashed
+DASHES = ("solid", "dashed", "dotted", "dashdot")
+WIDTHS = (4.0, 2.5, 2.0, 1.5)
+
+
 def _lines(x: np.ndarray, curves: np.ndarray, labels: list[str]) -> dict[str, list[Any]]:
-    xs, ys, lab, col = [], [], [], []
+    xs, ys, lab, col, dash, width = [], [], [], [], [], []
     for i, c in enumerate(curves):
         xs.append(np.asarray(x, np.float64))
         ys.append(np.asarray(c, np.float64))
         lab.append(labels[i] if i < len(labels) else str(i))
         col.append(COLORS[i % len(COLORS)])
-    return {"xs": xs, "ys": ys, "label": lab, "color": col}
+        many = len(curves) > 1
+        dash.append(DASHES[i % len(DASHES)] if many else "solid")
+        width.append(WIDTHS[min(i, len(WIDTHS) - 1)] if many else 2.0)
+    return {"xs": xs, "ys": ys, "label": lab, "color": col, "dash": dash, "width": width}
 
 
 #: panel class by kind (the pump-probe image gets its delay-scan curve)
@@ -344,6 +387,10 @@ def make_panel(proc: str, res: Result, mask: np.ndarray | None = None) -> Panel 
     kind = prep.classify(res)
     if kind is None:
         return None
+    if kind.kind == "bars":
+        from beamstream.sinks.dashboard.bars import BarsPanel
+
+        return BarsPanel(proc, res, kind, mask)
     if kind.kind == "image" and short(res.name) == "pump_probe" and kind.has_scan:
         return PumpProbePanel(proc, res, kind, mask)
     return PANEL_TYPES[kind.kind](proc, res, kind, mask)

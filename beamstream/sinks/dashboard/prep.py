@@ -32,6 +32,7 @@ __all__ = [
     "select_groups",
     "all_missing",
     "numeric_scalars",
+    "on_pixels",
     "HIDDEN_PREFIXES",
 ]
 
@@ -50,8 +51,9 @@ class Kind:
     Attributes
     ----------
     kind
-        ``"scalar"`` (no data dims: lines vs scan), ``"curve"`` (one data dim), ``"image"``
-        (detector pixels ``[module,] y, x``) or ``"map"`` (two data dims with coordinates).
+        ``"scalar"`` (no data dims: lines vs scan), ``"curve"`` (one data dim), ``"bars"`` (one
+        dim of named categories), ``"image"`` (detector pixels ``[module,] y, x``) or ``"map"``
+        (two data dims with coordinates, e.g. a scan map ``y, x`` in motor units).
     data_dims
         The trailing dims that are drawn.
     group_dims
@@ -90,7 +92,9 @@ def classify(res: Result) -> Kind | None:
         return None
     has_scan = SCAN_DIM in dims
     lead = tuple(d for d in dims if d != SCAN_DIM)
-    if dims[-2:] == PIXEL_DIMS:
+    if lead and all(not _is_group(d) and _categorical(res, d) for d in lead):
+        data, kind = lead, "bars"  # counts by named categories (one dim, or their pairs)
+    elif dims[-2:] == PIXEL_DIMS and not all(d in res.coords for d in PIXEL_DIMS):
         data = ("module", *PIXEL_DIMS) if len(dims) >= 3 and dims[-3] == "module" else PIXEL_DIMS
         kind = "image"
     elif len(lead) >= 2 and not _is_group(lead[-1]) and not _is_group(lead[-2]):
@@ -101,6 +105,12 @@ def classify(res: Result) -> Kind | None:
         data, kind = (), "scalar"
     group = tuple(d for d in lead[: len(lead) - len(data)])
     return Kind(kind, tuple(data), group, has_scan)
+
+
+def _categorical(res: Result, dim: str) -> bool:
+    """Whether ``dim`` has named (string) categories, e.g. the reasons frames were not placed."""
+    c = res.coords.get(dim)
+    return c is not None and np.asarray(c).dtype.kind in "USO"
 
 
 def _is_group(dim: str) -> bool:
@@ -301,8 +311,10 @@ def color_levels(
     """The image to draw and its colour levels.
 
     ``scale="log"`` draws ``log10`` of positive values (others become NaN, drawn transparent).
-    Auto levels are the 0.5 and 99.5 percentiles of the finite values; ``fixed`` levels are in
-    data units (their log10 for the log scale).
+    Auto levels are the 0.5 and 99.5 percentiles of the finite values, or the median and the
+    99.99 percentile when a few values stand far above the rest (single photons on a noisy
+    background would otherwise be lost in the noise); ``fixed`` levels are in data units (their
+    log10 for the log scale).
     """
     out = np.asarray(img, dtype=np.float32)
     if scale == "log":
@@ -317,7 +329,10 @@ def color_levels(
     finite = out[np.isfinite(out)]
     if finite.size == 0:
         return out, 0.0, 1.0
-    lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
+    lo, mid, hi, top = (float(v) for v in np.percentile(finite, (0.5, 50, 99.5, 99.99)))
+    if top - hi > 4 * (hi - lo) > 0:
+        # sparse bright events (single photons on a camera): background dark, events bright
+        lo, hi = mid, top
     if not hi > lo:
         lo, hi = float(finite.min()), float(finite.max())
         if not hi > lo:
@@ -329,7 +344,7 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
     """``(x, y, dw, dh, x_label, y_label)`` placing an image: pixel units for detector images,
     coordinate units (bin edges from centres) for maps."""
     ny, nx = shape
-    if res is None or data_dims[-2:] == PIXEL_DIMS or len(data_dims) < 2:
+    if res is None or on_pixels(res, data_dims) or len(data_dims) < 2:
         return 0.0, 0.0, float(nx), float(ny), "x [pixel]", "y [pixel]"
     ydim, xdim = data_dims[-2], data_dims[-1]
 
@@ -348,6 +363,14 @@ def image_geometry(res: Result | None, shape: tuple[int, int], data_dims: tuple[
         return f"{dim} [{u}]" if u else dim
 
     return x0, y0, dw, dh, label(xdim), label(ydim)
+
+
+def on_pixels(res: Result | None, data_dims: tuple[str, ...]) -> bool:
+    """Whether an image is drawn on detector pixels (``y, x`` without coordinates), not on the
+    coordinates of its axes (a q-phi map, a scan map in motor units)."""
+    if data_dims[-2:] != PIXEL_DIMS:
+        return False
+    return res is None or not all(d in res.coords for d in PIXEL_DIMS)
 
 
 def all_missing(values: Any) -> bool:

@@ -179,6 +179,7 @@ def build_report(
             for i, slot in enumerate(choices or [None]):
                 panel = panel0 if i == 0 else make_panel(proc, res)
                 panel.update(named, Controls(Selection(None, slot), max_image=max_image))
+                panel.static()  # no server behind the page: server-side controls hidden
                 panels.append(panel.layout)
             items.append(row(*panels) if len(panels) <= 3 else column(*panels))
     figs = _records_plots(records or {})

@@ -102,7 +102,7 @@ class Controller:
         self._next_due: int | None = None  # smallest due train id in the queue
         self._segment = self.log.last.segment
         self._current = self.log.last
-        self._saver: _Saver | None = _Saver(persist_to, self.log) if persist_to else None
+        self._saver: _Saver | None = None  # started with the run (`start_saving`)
 
     @classmethod
     def replaying(cls, config: PipelineConfig, versions: VersionLog) -> Controller:
@@ -283,6 +283,12 @@ class Controller:
             v.first_train_id = train_id
         v.last_train_id = train_id
         v.trains += 1
+
+    def start_saving(self) -> None:
+        """Save the log beside the results from now on (when the run starts: a run refused
+        before that leaves no file)."""
+        if self.persist_to and self._saver is None:
+            self._saver = _Saver(self.persist_to, self.log)
 
     def close(self) -> None:
         """Save the log a last time and stop the saver."""

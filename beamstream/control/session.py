@@ -110,6 +110,7 @@ class ControlSession:
         """Serve the API for the duration of the run (on the dashboard, or on its own port)."""
         from beamstream.sinks.dashboard import connect_control
 
+        self.controller.start_saving()
         if runner.steering is not None:
             runner.steering.closed[:0] = self.closed_segments()
         if connect_control(sinks, self.controller, token) is None:

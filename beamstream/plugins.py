@@ -10,6 +10,7 @@ an error, never a silent override.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
@@ -93,3 +94,26 @@ class Registry(Generic[T]):
                 f"{type_name!r} is not a {self.kind} (a {self.base.__name__} subclass)"
             )
         return obj
+
+    def require_registered(self, type_names: Iterable[str], origin: str) -> None:
+        """Refuse types that are not registered plug-ins, before importing anything.
+
+        A registered name, or a dotted path that one of the group's entry points registers
+        (``type = "beamstream.processors.maps:ScanMap"``), is accepted; any other dotted path
+        would import code named by ``origin`` (a file read from disk, not the user's own config)
+        and is refused.
+
+        Raises
+        ------
+        RegistryError
+            Naming ``origin`` and the unregistered types.
+        """
+        eps = self._entry_points()
+        values = {ep.value for ep in eps.values()}
+        bad = [t for t in type_names if t not in eps and t not in values]
+        if bad:
+            raise RegistryError(
+                f"{origin}: {self.kind}s {', '.join(repr(t) for t in bad)} are not registered "
+                f"plug-ins (entry point group {self.group!r}); install the package that "
+                "registers them"
+            )

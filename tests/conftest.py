@@ -150,3 +150,19 @@ def cleanup() -> Iterator[Callable[[Callable[[], object]], None]]:
                 close()
             except Exception:
                 pass
+
+
+@pytest.fixture(scope="session")
+def example_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Results files of every ``config/`` example, run once per session (see tests/examples)."""
+    from tests.examples import EXAMPLES, run_example
+
+    out = tmp_path_factory.mktemp("examples")
+    sock_dir = tempfile.mkdtemp(prefix="bs-ex-")
+    try:
+        return {
+            name: run_example(name, out, f"ipc://{sock_dir}/{i}.sock")
+            for i, name in enumerate(EXAMPLES)
+        }
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)

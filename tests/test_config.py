@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from beamstream.config import ConfigError, load_config, parse_config
+from beamstream.dectris.geometry import needs_stream_geometry, resolve_config
+from beamstream.dectris.source import DectrisSource
 from beamstream.processors.pipeline import Pipeline
+from tests.dectris.helpers import simulated_start
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -126,5 +129,10 @@ def test_every_file_in_config_dir_builds():
     assert files, "config/ holds example pipelines"
     for path in files:
         cfg = load_config(path)
+        if cfg.source.type == "dectris":
+            DectrisSource.check(cfg.source, str(path))
+        if needs_stream_geometry(cfg):  # as when the detector's series starts
+            cfg, applied = resolve_config(cfg, simulated_start())
+            assert applied
         pipeline = Pipeline(cfg)
         assert pipeline.accumulators, f"{path.name} has no accumulator"

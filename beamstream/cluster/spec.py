@@ -63,7 +63,12 @@ class PipelineSpec:
     def config(self) -> PipelineConfig:
         """Parse the config again (in a worker) with the same overrides."""
         cfg = parse_config(self.text, self.path)
-        return cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        cfg = cfg.with_source(**dict(self.source)).with_run(**dict(self.run))
+        if cfg.source.type == "dectris":  # a from-stream geometry: from the driver's relay
+            from beamstream.dectris.cluster import worker_config
+
+            cfg = worker_config(cfg)
+        return cfg
 
 
 _POOL: dict[PipelineSpec, list[Pipeline]] = {}

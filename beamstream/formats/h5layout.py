@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from beamstream.processors.base import Result
+from beamstream.processors.presentation import DIM_LONG_NAMES, coord_long_name, interpretation
 
 __all__ = [
     "to_json",
@@ -27,6 +28,7 @@ __all__ = [
     "write_tree",
     "read_tree",
     "write_result",
+    "write_nxdata",
     "read_result",
     "atomic_h5",
     "h5name",
@@ -141,12 +143,19 @@ def read_tree(group: h5py.Group) -> dict[str, Any]:
 
 
 def write_result(
-    group: h5py.Group, result: Result, compression: Mapping[str, Any] | None = None
+    group: h5py.Group,
+    result: Result,
+    compression: Mapping[str, Any] | None = None,
+    *,
+    errors: np.ndarray | None = None,
+    title: str = "",
 ) -> h5py.Group:
     """Write one result as an ``NXdata`` group named after it (signal ``data``).
 
     A name with ``/`` (``maps/int_saxs``, lixtools' ``data key / sub key``) is stored nested:
     ``NXcollection`` groups for the leading parts, the ``NXdata`` group for the last.
+    ``errors`` (standard errors, the shape of the data) are stored as ``data_errors``, which
+    NeXus viewers draw as error bars; ``title`` as the group's ``title``.
     """
     *parents, leaf = [p for p in result.name.split("/") if p] or [result.name]
     for part in parents:
@@ -157,25 +166,61 @@ def write_result(
         group = sub
     g = group.create_group(h5name(leaf), track_order=True)
     g.attrs["result_name"] = result.name
-    g.attrs["NX_class"] = "NXdata"
-    g.attrs["signal"] = "data"
-    g.attrs["axes"] = [d if d in result.coords else "." for d in result.dims]
-    g.attrs["dims"] = list(result.dims)
-    for i, dim in enumerate(result.dims):
-        if dim in result.coords:
-            g.attrs[f"{dim}_indices"] = i
-    ds = _dataset(g, "data", np.asarray(result.data), compression)
-    ds.attrs["long_name"] = result.name
-    if result.units:
-        ds.attrs["units"] = result.units
-    for dim, values in result.coords.items():
-        c = _dataset(g, h5name(dim), np.asarray(values))
-        unit = result.coord_units.get(dim, "")
-        if unit:
-            c.attrs["units"] = unit
+    write_nxdata(g, result, np.asarray(result.data), result.dims, compression, errors, title)
     if result.attrs:
         g.attrs["result_attrs_json"] = to_json(result.attrs)
     return g
+
+
+def write_nxdata(
+    g: h5py.Group,
+    result: Result,
+    data: np.ndarray | h5py.Dataset,
+    dims: tuple[str, ...],
+    compression: Mapping[str, Any] | None = None,
+    errors: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Fill ``g`` as an ``NXdata`` group: ``data`` over ``dims`` (a subset of ``result``'s dims,
+    for a squeezed view), numeric coordinates as axes (text coordinates are stored but are no
+    axes), units, long names, ``@interpretation``, errors and title. ``data`` may be a dataset
+    of the same file holding those values: it is then hard-linked, not copied."""
+    g.attrs["NX_class"] = "NXdata"
+    g.attrs["signal"] = "data"
+    g.attrs["axes"] = [d if _is_axis(result, d) else "." for d in dims]
+    g.attrs["dims"] = list(dims)
+    for i, dim in enumerate(dims):
+        if _is_axis(result, dim):
+            g.attrs[f"{dim}_indices"] = i
+    if title:
+        g.attrs["title"] = title
+    if isinstance(data, h5py.Dataset):  # the same values already stored: a hard link, no copy
+        g["data"] = data
+        ds = g["data"]
+    else:
+        ds = _dataset(g, "data", data, compression)
+    ds.attrs["long_name"] = result.name + (f" ({result.units})" if result.units else "")
+    ds.attrs["interpretation"] = interpretation(result, tuple(dims))
+    if result.units:
+        ds.attrs["units"] = result.units
+    if errors is not None:
+        e = _dataset(g, "data_errors", np.asarray(errors), compression)
+        if result.units:
+            e.attrs["units"] = result.units
+    for dim in dims:
+        if dim not in result.coords:
+            continue
+        c = _dataset(g, h5name(dim), np.asarray(result.coords[dim]))
+        unit = result.coord_units.get(dim, "")
+        c.attrs["long_name"] = coord_long_name(result, dim) + (f" ({unit})" if unit else "")
+        if unit:
+            c.attrs["units"] = unit
+
+
+def _is_axis(result: Result, dim: str) -> bool:
+    """A coordinate viewers can use as an axis: numeric (text labels are not)."""
+    c = result.coords.get(dim)
+    return c is not None and np.asarray(c).dtype.kind in "biuf"
 
 
 def read_result(g: h5py.Group) -> Result:
@@ -183,16 +228,20 @@ def read_result(g: h5py.Group) -> Result:
     name = str(g.attrs.get("result_name", _unname(g.name.rsplit("/", 1)[-1])))
     ds = g["data"]
     dims = tuple(str(d) for d in g.attrs["dims"])
-    coords, coord_units = {}, {}
+    coords, coord_units, long_names = {}, {}, {}
     for dim in dims:
         if h5name(dim) in g:
             c = g[h5name(dim)]
             coords[dim] = _restore(c)
-            if "units" in c.attrs:
-                coord_units[dim] = str(c.attrs["units"])
+            unit = _str_attr(c, "units")
+            if unit:
+                coord_units[dim] = unit
+            long_name = _str_attr(c, "long_name").removesuffix(f" ({unit})" if unit else "")
+            if long_name and long_name != DIM_LONG_NAMES.get(dim, dim):
+                long_names[dim] = long_name
     attrs = from_json(g.attrs["result_attrs_json"]) if "result_attrs_json" in g.attrs else {}
     units = str(ds.attrs.get("units", ""))
-    return Result(name, _restore(ds), dims, coords, units, coord_units, attrs)
+    return Result(name, _restore(ds), dims, coords, units, coord_units, attrs, long_names)
 
 
 def iter_results(group: h5py.Group) -> list[h5py.Group]:

@@ -10,6 +10,7 @@ refused with the differences named.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,13 @@ from beamstream.formats.h5layout import (
     read_result,
     read_tree,
 )
-from beamstream.formats.records import RaggedRows, read_columns
+from beamstream.formats.overlap import train_overlap
+from beamstream.formats.records_read import read_records, records_dataset
 from beamstream.formats.results_writer import write_results_file
 from beamstream.processors.base import Result, State
 from beamstream.processors.pipeline import Pipeline, States
+from beamstream.processors.registry import RegistryError, require_registered
+from beamstream.processors.xr import to_dataset
 
 __all__ = [
     "ResultsFile",
@@ -38,6 +42,7 @@ __all__ = [
     "load_states",
     "load_resume",
     "merge_results",
+    "train_overlap",
     "read_records",
     "Resume",
 ]
@@ -57,6 +62,7 @@ class ResultsFile:
     segments: list[dict[str, Any]]
     records_files: list[str]
     snapshot: dict[str, Any]
+    overlap_trains: int = 0
 
     @property
     def last_train_id(self) -> int | None:
@@ -130,6 +136,7 @@ def _read_entry(p: Path, entry: Any) -> ResultsFile:
         segments,
         rec_files,
         snapshot,
+        int(prov.attrs.get("overlap_trains", 0)),
     )
 
 
@@ -153,6 +160,29 @@ def check_same_pipeline(a: ResultsFile | tuple[str, str], b: ResultsFile | tuple
     if ca.fingerprint != cb.fingerprint:
         diff = "; ".join(fingerprint_diff(ca, cb)) or "the configs differ"
         raise ValueError(f"{wa} and {wb} come from different pipelines: {diff}")
+
+
+def _require_plugins(files: Sequence[ResultsFile]) -> None:
+    """Merging builds the pipeline from the files' configs: only registered processors.
+
+    Raises
+    ------
+    ValueError
+        Naming every file with processors that are not registered plug-ins.
+    """
+    refused = []
+    for rf in files:
+        raw = tomllib.loads(rf.config_text) if rf.config_text else {}
+        types = [str(p.get("type", "")) for p in raw.get("processors", []) if isinstance(p, dict)]
+        try:
+            require_registered(types, str(rf.path))
+        except RegistryError as e:
+            refused.append(str(e))
+    if refused:
+        raise ValueError(
+            f"{'; '.join(refused)}; merging runs the code named in the files' stored configs: "
+            "pass --trust (trust=True) if you trust where these files come from"
+        )
 
 
 def load_states(rf: ResultsFile, pipeline: Pipeline) -> States:
@@ -210,20 +240,43 @@ def load_resume(path: str | os.PathLike[str], config: PipelineConfig) -> Resume:
 
 
 def merge_results(
-    inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], fsync: bool = True
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    fsync: bool = True,
+    allow_overlap: bool = False,
+    trust: bool = False,
 ) -> ResultsFile:
     """Merge the states of results files of one pipeline and write re-finalized results.
+
+    Parameters
+    ----------
+    allow_overlap
+        Merge files whose accepted train ids overlap anyway; the trains counted twice are
+        counted in the output's provenance (``@overlap_trains``) and ``overlap_trains``.
+    trust
+        Also import processors that the stored configs name by a dotted path (code named by
+        the files); by default only registered plug-ins are built.
 
     Raises
     ------
     ValueError
-        When fewer than two files are given or the files come from different pipelines.
+        When fewer than two files are given, the files come from different pipelines, their
+        processors are not registered plug-ins, or (without ``allow_overlap``) they share
+        train ids (named, with how many trains would be counted twice).
     """
     if len(inputs) < 2:
         raise ValueError("merge: expected at least two results files")
     files = [read_results_file(p) for p in inputs]
+    if not trust:  # before anything is built from the stored configs
+        _require_plugins(files)
     for rf in files[1:]:
         check_same_pipeline(files[0], rf)
+    twice, where = train_overlap(files)
+    if twice and not allow_overlap:
+        raise ValueError(
+            f"merge: {'; '.join(where)}: {twice} trains would be counted twice; merge files "
+            "of disjoint train ids, or pass --allow-overlap to count them twice knowingly"
+        )
     first = files[0]
     pipeline = Pipeline(parse_config(first.config_text, first.config_path or str(first.path)))
     states = load_states(first, pipeline)
@@ -248,92 +301,10 @@ def merge_results(
             "final": True,
         },
         records_files=records,
-        extra={"merged_from": [str(p) for p in inputs]},
+        extra={"merged_from": [str(p) for p in inputs], "overlap_trains": twice},
         fsync=fsync,
     )
     return read_results_file(out)
-
-
-def read_records(
-    paths: Sequence[str | os.PathLike[str]],
-    ragged: str = "rows",
-    rows: Sequence[int | None] = (),
-) -> dict[str, np.ndarray | RaggedRows]:
-    """The per-train records of one or more records files, concatenated row by row.
-
-    Scalar columns are 1-D arrays with one value per train (a file without the key: NaN, 0 or
-    ``b""``). Ragged columns (array-valued records: hit lists, per-frame values) come as
-    ``ragged="rows"`` (default): a 1-D object array with one array per train, of shape
-    ``(count, *rest)`` (a train without the value: an empty array); or ``ragged="flat"``: a
-    `RaggedRows` ``(values, offsets)``, row ``i`` being ``values[offsets[i]:offsets[i + 1]]``
-    (the trailing dims must agree across files). Rows are complete: a file being written or
-    left by a killed writer gives the rows all its columns have. ``rows`` (aligned with
-    ``paths``, e.g. `ResultsFile.records_rows`) cuts each file to the rows its results hold.
-    """
-    limits = list(rows) + [None] * (len(paths) - len(rows))
-    if ragged not in ("rows", "flat"):
-        raise ValueError(f"read_records: ragged must be 'rows' or 'flat', not {ragged!r}")
-    parts: list[tuple[dict[str, np.ndarray | RaggedRows], int]] = []
-    for p, limit in zip(paths, limits, strict=True):
-        if limit == 0 or not Path(p).exists():  # 0: abandoned after a write error
-            continue
-        with open_h5(p) as f:
-            parts.append(read_columns(f, limit))
-    protos: dict[str, np.ndarray | RaggedRows] = {}
-    for cols, _ in parts:
-        for k, v in cols.items():  # ragged in any file: ragged
-            if k not in protos or (
-                isinstance(v, RaggedRows) and not isinstance(protos[k], RaggedRows)
-            ):
-                protos[k] = v
-    out: dict[str, np.ndarray | RaggedRows] = {}
-    for k, proto in protos.items():
-        if isinstance(proto, RaggedRows):
-            pieces = [_as_ragged(cols.get(k), n, proto) for cols, n in parts]
-            if ragged == "rows":
-                out[k] = np.concatenate([p.rows() for p in pieces])
-            else:
-                out[k] = _concat_ragged(k, pieces)
-            continue
-        chunks = []
-        for cols, n in parts:
-            v = cols.get(k)
-            if v is not None:
-                chunks.append(v)
-            elif n:
-                fill = np.nan if proto.dtype.kind in "fc" else b"" if proto.dtype.kind == "S" else 0
-                chunks.append(np.full((n, *proto.shape[1:]), fill, proto.dtype))
-        out[k] = np.concatenate(chunks) if chunks else proto
-    return out
-
-
-def _as_ragged(v: np.ndarray | RaggedRows | None, n: int, proto: RaggedRows) -> RaggedRows:
-    """One file's part of a ragged column (missing: empty rows; fixed rows of old files: whole)."""
-    if isinstance(v, RaggedRows):
-        return v
-    if v is None:
-        return RaggedRows(proto.values[:0], np.zeros(n + 1, np.int64))
-    a = np.asarray(v)
-    if a.ndim < 2:  # a scalar column in that file: one-element rows
-        a = a.reshape(len(a), 1)
-    return RaggedRows(a.reshape(-1, *a.shape[2:]), np.arange(len(a) + 1) * a.shape[1])
-
-
-def _concat_ragged(key: str, pieces: list[RaggedRows]) -> RaggedRows:
-    if len(pieces) == 1:
-        return pieces[0]
-    rests = {p.values.shape[1:] for p in pieces}
-    if len(rests) > 1:
-        raise ValueError(
-            f"records {key!r}: trailing dims differ between files ({sorted(rests)}); "
-            "read them with ragged='rows'"
-        )
-    offsets = [np.zeros(1, np.int64)]
-    total = 0
-    for p in pieces:
-        offsets.append(p.offsets[1:] + total)
-        total += int(p.offsets[-1])
-    return RaggedRows(np.concatenate([p.values for p in pieces]), np.concatenate(offsets))
 
 
 @dataclass
@@ -341,10 +312,13 @@ class Results(Mapping):
     """`open_results`' answer: results per processor, records, config and provenance.
 
     ``results[proc]`` is an ``xarray.Dataset`` when xarray is installed (else a dict of
-    `Result`); ``records`` likewise (a dict of arrays without xarray): one value per train for
-    scalar keys, and for ragged (array-valued) keys a 1-D object array holding one array per train
-    (see `read_records`; ``read_records(results.file.records_paths(), ragged="flat")`` gives them
-    as ``(values, offsets)``).
+    `Result`): one variable per result, holding exactly the file's values (every distinct grid
+    has its own dim name, e.g. ``q`` and ``q_1d``, see `beamstream.processors.xr`); coordinates
+    carry ``units`` and ``long_name``. ``records`` likewise (a dict of arrays without xarray),
+    indexed by ``train_id`` (with a ``time`` coordinate from the timestamps): one value per
+    train for scalar keys, and for ragged (array-valued) keys a 1-D object array holding one
+    array per train (see `read_records`; ``read_records(results.file.records_paths(),
+    ragged="flat")`` gives them as ``(values, offsets)``).
     """
 
     path: Path
@@ -364,18 +338,18 @@ class Results(Mapping):
     def __len__(self) -> int:
         return len(self.results)
 
+    def _repr_html_(self) -> str:
+        from beamstream.sinks.reprs import human_time, results_table_html
 
-def _xr_dataset(named: Mapping[str, Result]) -> Any:
-    import xarray as xr
-
-    arrays = {
-        n: xr.DataArray(r.data, dims=r.dims, coords=r.coords, attrs={"units": r.units, **r.attrs})
-        for n, r in named.items()
-    }
-    try:
-        return xr.Dataset(arrays)
-    except ValueError:  # results of one processor with clashing axes: keep them apart
-        return arrays
+        p = self.provenance
+        facts = {
+            "config": self.file.config_path,
+            "processed trains": p.get("processed"),
+            "train ids": " – ".join(str(t) for t in p.get("accepted_train_ids") or []),
+            "start": human_time(p.get("start")),
+            "end": human_time(p.get("end")),
+        }
+        return results_table_html(f"Results {self.path.name}", self.file.results, facts)
 
 
 def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
@@ -396,16 +370,9 @@ def open_results(path: str | os.PathLike[str], records: bool = True) -> Results:
         xr = None
     recs: Any = read_records(rf.records_paths(), rows=rf.records_rows()) if records else None
     if xr is not None:
-        results: dict[str, Any] = {p: _xr_dataset(named) for p, named in rf.results.items()}
+        results: dict[str, Any] = {p: to_dataset(named) for p, named in rf.results.items()}
         if recs is not None:
-            recs = xr.Dataset(
-                {
-                    k: (("train", *[f"{k}_{i}" for i in range(1, v.ndim)]), v)
-                    for k, v in recs.items()
-                }
-            )
-            if "train_id" in recs:
-                recs = recs.set_coords("train_id")
+            recs = records_dataset(recs)
     else:
         results = {p: dict(named) for p, named in rf.results.items()}
     from beamstream.formats.results_writer import combine_segments

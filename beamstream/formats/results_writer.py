@@ -32,7 +32,15 @@ from beamstream.formats.h5layout import (
     write_result,
     write_tree,
 )
+from beamstream.formats.nexus import (
+    cansas_path_for,
+    has_iq,
+    write_cansas,
+    write_default_plot,
+    write_instrument,
+)
 from beamstream.processors.base import Result, State
+from beamstream.processors.presentation import errors_of
 
 __all__ = [
     "write_results_file",
@@ -193,7 +201,8 @@ def write_results_file(
         )
         entry = f.create_group("entry", track_order=True)
         entry.attrs["NX_class"] = "NXentry"
-        entry.create_dataset("title", data="beamstream results")
+        title = f"beamstream: {Path(config_path).name or 'pipeline'}"
+        entry.create_dataset("title", data=title)
         entry.create_dataset("start_time", data=iso(total["start"]))
         entry.create_dataset("end_time", data=iso(total["end"]))
         prog = entry.create_dataset("program_name", data="beamstream")
@@ -209,18 +218,11 @@ def write_results_file(
         for k in ("seq", "time", "epoch", "final"):
             snap.create_dataset(k, data=snapshot[k])
         _write_provenance(entry, segments, extra or {})
-        res = entry.create_group("results", track_order=True)
-        res.attrs["NX_class"] = "NXcollection"
-        for proc, named in results.items():
-            pg = res.create_group(h5name(proc), track_order=True)
-            pg.attrs["NX_class"] = "NXprocess"
-            for r in named.values():
-                write_result(pg, r, compression)
-            if named:
-                pg.attrs["default"] = h5name(next(iter(named.values())).name.split("/")[0])
-        if len(res):
-            res.attrs["default"] = next(iter(res))
-            entry.attrs["default"] = "results"
+        _write_results(entry, results, compression)
+        write_instrument(entry, config_text)
+        write_default_plot(entry, results)
+        if has_iq(results):
+            entry.create_dataset("cansas_file", data=cansas_path_for(path).name)
         st = entry.create_group("states", track_order=True)
         st.attrs["NX_class"] = "NXcollection"
         for name, state in states.items():
@@ -236,6 +238,35 @@ def write_results_file(
             from beamstream.control.segments import write_control
 
             write_control(entry, versions, closed, snapshot["epoch"], _write_state, compression)
+    if has_iq(results):  # SAS tools read a file of NXcanSAS entries only
+        with atomic_h5(cansas_path_for(path), fsync=fsync) as f:
+            write_cansas(f, results, config_text, title)
+
+
+def _write_results(
+    entry: h5py.Group,
+    results: Mapping[str, Mapping[str, Result]],
+    compression: Mapping[str, Any] | None,
+) -> None:
+    """``entry/results/<processor>/<result>`` (NXdata), each processor's main result its default."""
+    res = entry.create_group("results", track_order=True)
+    res.attrs["NX_class"] = "NXcollection"
+    for proc, named in results.items():
+        pg = res.create_group(h5name(proc), track_order=True)
+        pg.attrs["NX_class"] = "NXprocess"
+        for r in named.values():
+            errors = errors_of(r, named)
+            write_result(pg, r, compression, errors=errors, title=f"{r.name} ({proc})")
+        main = next((r for r in named.values() if r.attrs.get("default_plot")), None)
+        main = main or next(iter(named.values()), None)
+        if main is not None:  # nested names: a default at every level
+            g = pg
+            for part in [p for p in main.name.split("/") if p]:
+                g.attrs["default"] = h5name(part)
+                g = g[h5name(part)]
+    if len(res):
+        res.attrs["default"] = next(iter(res))
+        entry.attrs["default"] = "results"
 
 
 def _write_state(group: h5py.Group, name: str, state: Any) -> None:

@@ -112,7 +112,10 @@ class Result:
     """A named array with its axes, coordinates, units and attributes.
 
     ``dims`` names every axis of ``data``; ``coords`` maps some of those names to 1-D coordinate
-    arrays; ``units`` is the unit of the values, ``coord_units`` of the coordinates.
+    arrays; ``units`` is the unit of the values, ``coord_units`` of the coordinates and
+    ``coord_long_names`` their descriptions (e.g. the scan motor's ``source/key``). Well-known
+    ``attrs``: ``errors`` (the name of the result holding this one's standard errors, or
+    ``"poisson"`` for counts), ``default_plot`` (True on the processor's main result).
     """
 
     name: str
@@ -122,6 +125,7 @@ class Result:
     units: str = ""
     coord_units: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    coord_long_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if np.ndim(self.data) != len(self.dims):
@@ -137,6 +141,23 @@ class Result:
                     f"result {self.name!r}: coordinate {name!r} has {len(values)} values for "
                     f"an axis of length {np.shape(self.data)[axis]}"
                 )
+
+    def to_xarray(self) -> Any:
+        """This result as an ``xarray.DataArray`` (coordinates with ``units`` and ``long_name``).
+
+        Raises
+        ------
+        ImportError
+            Without xarray installed.
+        """
+        from beamstream.processors.xr import to_dataarray
+
+        return to_dataarray(self)
+
+    def _repr_html_(self) -> str:
+        from beamstream.processors.xr import result_html
+
+        return result_html(self)
 
 
 @dataclass
@@ -253,6 +274,8 @@ class Accumulator(Processor, ABC, Generic[S]):
     """
 
     kind = "accumulator"
+    #: names of results to show first (the science result), in order of preference
+    plot_preference: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def empty(self) -> S: ...
@@ -266,3 +289,8 @@ class Accumulator(Processor, ABC, Generic[S]):
     def merge(self, a: S, b: S) -> S:
         """Merge two states; the default defers to ``a.merge(b)``."""
         return a.merge(b)  # type: ignore[attr-defined]
+
+    def main_result(self, results: dict[str, Result]) -> str | None:
+        """The name of the result a viewer shows first: the first of ``plot_preference`` that
+        ``results`` holds (None: no preference)."""
+        return next((n for n in self.plot_preference if n in results), None)

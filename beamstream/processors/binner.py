@@ -84,6 +84,8 @@ class ScanBinner(Accumulator[BinnedState]):
     #: frame bytes per train below which the single-threaded kernel is used
     parallel_min_bytes: int = 1 << 20
 
+    plot_preference = ("pump_probe", "mean_dark_subtracted", "mean")
+
     def __init__(
         self,
         *,

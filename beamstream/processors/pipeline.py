@@ -25,6 +25,7 @@ from beamstream.processors.base import (
 )
 from beamstream.processors.layout import FrameLayout
 from beamstream.processors.params import ParamError
+from beamstream.processors.presentation import present
 from beamstream.processors.registry import RegistryError, resolve
 from beamstream.streamer.train import Train
 
@@ -195,8 +196,15 @@ class Pipeline:
         return {acc.name: acc.merge(a[acc.name], b[acc.name]) for acc in self.accumulators}
 
     def finalize(self, states: States) -> dict[str, dict[str, Result]]:
-        """Every accumulator's results, by accumulator name."""
-        return {acc.name: acc.finalize(states[acc.name]) for acc in self.accumulators}
+        """Every accumulator's results, by accumulator name (with the scan motor named on their
+        ``scan`` axes and each accumulator's main result marked, see `present`)."""
+        scan = self.config.scan
+        motor = (scan.source, scan.key) if scan is not None else None
+        out = {}
+        for acc in self.accumulators:
+            res = acc.finalize(states[acc.name])
+            out[acc.name] = present(res, acc.main_result(res), motor)
+        return out
 
     def describe(self) -> list[str]:
         """One line per step of the resolved pipeline."""

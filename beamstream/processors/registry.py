@@ -10,9 +10,10 @@ from __future__ import annotations
 from beamstream.plugins import Registry, RegistryError
 from beamstream.processors.base import Processor
 
-__all__ = ["PROCESSORS", "GROUP", "RegistryError", "available", "resolve"]
+__all__ = ["PROCESSORS", "GROUP", "RegistryError", "available", "resolve", "require_registered"]
 
 PROCESSORS: Registry[Processor] = Registry("beamstream.processors", Processor, "processor")
 GROUP = PROCESSORS.group
 available = PROCESSORS.available
 resolve = PROCESSORS.resolve
+require_registered = PROCESSORS.require_registered

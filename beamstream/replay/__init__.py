@@ -72,7 +72,8 @@ def detect_format(path: str | Path) -> str:
 def open_reader(path: str | Path, format: str | None = None, **options: Any) -> Reader:
     """A reader for ``path`` (format detected unless given); ``options`` go to the reader.
 
-    Common options: ``trains`` (``START:STOP:STEP`` or ``id:...``) and ``include``
+    Common options: ``trains`` (``START:STOP:STEP`` or ``id:...``, or a ``slice`` of
+    positions such as ``slice(0, 20)``) and ``include``
     (``["SOURCE_GLOB[KEY_GLOB]", ...]``); ``stack_modules`` (euxfel), ``first_train_id``
     (lix, tiff), ``detector`` (tiff). ``format`` is a registered reader name
     (entry-point group ``beamstream.readers``) or ``package.module:Class``.

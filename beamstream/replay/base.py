@@ -33,7 +33,8 @@ class Reader:
     path
         What to read.
     trains
-        ``START:STOP:STEP`` / ``id:START:STOP:STEP`` text or a `TrainRange`.
+        ``START:STOP:STEP`` / ``id:START:STOP:STEP`` text, a ``slice`` of positions, or a
+        `TrainRange`.
     include
         ``SOURCE_GLOB[KEY_GLOB]`` patterns (text or `Include`); none: everything.
     """
@@ -51,11 +52,11 @@ class Reader:
     def __init__(
         self,
         path: str | Path,
-        trains: str | TrainRange | None = None,
+        trains: str | slice | TrainRange | None = None,
         include: Sequence[str | Include] | None = None,
     ):
         self.path = Path(path)
-        self.selection = trains if isinstance(trains, TrainRange) else parse_trains(trains)
+        self.selection = parse_trains(trains)
         inc = list(include or ())
         self.includes = [i for i in inc if isinstance(i, Include)] + parse_include(
             [i for i in inc if isinstance(i, str)]

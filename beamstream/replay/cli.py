@@ -14,6 +14,8 @@ def _handler(args: argparse.Namespace) -> int:
     from beamstream.streamer.curve import server_from_args
 
     rate = parse_rate(args.rate)  # check before opening anything
+    if args.format == "nxmx" or (args.format is None and _is_nxmx(args.path)):
+        return _replay_nxmx(args, rate)
     options = {"trains": args.trains, "include": args.include}
     if args.stack_modules:
         options["stack_modules"] = True
@@ -40,10 +42,38 @@ def _handler(args: argparse.Namespace) -> int:
     return 130 if s["interrupted"] and s["sent"] == 0 else 0
 
 
+def _is_nxmx(path: str) -> bool:
+    try:
+        from beamstream.dectris.replay import is_master
+    except ImportError:  # without the dectris extra, NXmx files are not served
+        return False
+    return path.endswith(".h5") and is_master(path)
+
+
+def _replay_nxmx(args: argparse.Namespace, rate: float | str) -> int:
+    """An Eiger NXmx master file: served as a DECTRIS Stream V2 (PUSH)."""
+    from beamstream.dectris.replay import replay_nxmx
+    from beamstream.replay.select import parse_trains
+
+    if args.socket != "PUSH":
+        print("beamstream replay: an NXmx file is served as a DECTRIS stream: use --socket PUSH",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    s = replay_nxmx(args.path, endpoint=args.endpoint, rate=rate, loops=args.loop,
+                    images=parse_trains(args.trains) if args.trains else None,
+                    progress=None if args.quiet else sys.stderr)  # fmt: skip
+    print(
+        f"sent {s['sent']} images in {s['series']} series on {s['endpoint']} (PUSH, DECTRIS "
+        f"V2) in {s['elapsed']:.1f} s: {s['rate']:.1f} images/s"
+    )
+    return 130 if s["interrupted"] and s["sent"] == 0 else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "replay",
-        help="stream archived data (raw recordings, EuXFEL runs, LiX HDF5, TIFF series)",
+        help="stream archived data (raw recordings, EuXFEL runs, LiX HDF5, TIFF series, Eiger "
+        "NXmx as a DECTRIS stream)",
         description="Stream the trains of PATH in the Karabo Bridge protocol, as a live source "
         "would: a beamstream raw recording, a European XFEL run directory (extra-data), a "
         "LiX/py4xs HDF5 file or a folder of TIFF images with a tab-separated manifest.",
@@ -92,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         help="input format: a registered reader (raw, euxfel, lix, tiff, plug-ins; default: "
-        "detected)",
+        "detected), or nxmx: an Eiger master file, served as a DECTRIS V2 stream on PUSH",
     )
     p.add_argument(
         "--stack-modules",

@@ -43,14 +43,25 @@ class TrainRange:
         return np.flatnonzero(keep)[:: self.step or 1]
 
 
-def parse_trains(text: str | None) -> TrainRange:
+def parse_trains(text: str | slice | TrainRange | None) -> TrainRange:
     """Parse ``START:STOP:STEP`` (positions) or ``id:START:STOP:STEP`` (train ids).
+
+    A Python ``slice`` (``slice(0, 20)``, ``np.s_[::2]``) selects positions like the text form;
+    a `TrainRange` is returned as it is.
 
     Raises
     ------
     ValueError
         Saying what was expected.
     """
+    if isinstance(text, TrainRange):
+        return text
+    if isinstance(text, slice):
+        return _from_slice(text)
+    if not isinstance(text, str | None):
+        raise ValueError(
+            f"trains={text!r}: expected 'START:STOP:STEP', 'id:START:STOP:STEP' or a slice"
+        )
     if text is None or text == "":
         return TrainRange()
     by_id = text.startswith("id:")
@@ -67,6 +78,18 @@ def parse_trains(text: str | None) -> TrainRange:
     if vals[2] is not None and vals[2] <= 0:
         raise ValueError(f"--trains {text!r}: STEP must be a positive integer")
     return TrainRange(vals[0], vals[1], vals[2], by_id)
+
+
+def _from_slice(s: slice) -> TrainRange:
+    vals = []
+    for name in ("start", "stop", "step"):
+        v = getattr(s, name)
+        if v is not None and not isinstance(v, int | np.integer):
+            raise ValueError(f"trains={s!r}: {name} must be an integer or None")
+        vals.append(None if v is None else int(v))
+    if vals[2] is not None and vals[2] <= 0:
+        raise ValueError(f"trains={s!r}: step must be a positive integer")
+    return TrainRange(vals[0], vals[1], vals[2])
 
 
 @dataclass(frozen=True)

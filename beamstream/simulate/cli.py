@@ -10,7 +10,7 @@ __all__ = ["register", "main", "parse_scan", "DETECTORS"]
 
 #: the detectors of `beamstream.simulate.serve.SIMULATORS` (listed here so that
 #: ``beamstream --help`` need not import numba)
-DETECTORS = ("saxs", "dssc", "rixs")
+DETECTORS = ("saxs", "dssc", "rixs", "eiger")
 
 
 def parse_scan(text: str) -> tuple[int, int]:
@@ -28,12 +28,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``simulate`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
     p = subparsers.add_parser(
         "simulate",
-        help="stream a simulated detector (saxs, dssc, rixs) over the Karabo Bridge protocol",
+        help="stream a simulated detector (saxs, dssc, rixs) over the Karabo Bridge protocol, "
+        "or a DECTRIS Eiger stream (eiger)",
         description=(
             "Stream deterministic simulated trains (ground truth known from the seed) over the "
             "Karabo Bridge protocol 2.2. saxs: 1 Mpix powder rings at known q; dssc: one DSSC "
             "module in a pump-probe delay scan with XGM; rixs: hRIXS camera with single photons "
-            "on a curved line. See docs/simulator.md."
+            "on a curved line; eiger: the saxs physics as a DECTRIS stream (V2 CBOR or legacy "
+            "v1, PUSH) with start/image/end messages and map-scan positions in user_data. See "
+            "docs/simulator.md and docs/dectris.md."
         ),
     )
     p.add_argument(
@@ -103,13 +106,36 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         type=parse_scan,
         default=None,
         metavar="NYxNX",
-        help="saxs only: raster scan of NY x NX points, one train per point (snake)",
+        help="saxs and eiger: raster scan of NY x NX points, one train (image) per point (snake)",
     )
     p.add_argument(
         "--photons",
         type=float,
         default=None,
         help="rixs only: mean photons per frame (default: 1000)",
+    )
+    eiger = p.add_argument_group("eiger (DECTRIS stream) options")
+    eiger.add_argument(
+        "--stream",
+        choices=["v2", "v1"],
+        default="v2",
+        help="DECTRIS stream version: v2 (CBOR, default) or v1 (legacy JSON)",
+    )
+    eiger.add_argument(
+        "--compression",
+        choices=["bslz4", "lz4", "none"],
+        default="bslz4",
+        help="image compression (default: bslz4)",
+    )
+    eiger.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="threshold channels per image (v2 only; default 1)",
+    )
+    eiger.add_argument(
+        "--series", type=int, default=1, help="series to send, each of --trains images (default 1)"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     from beamstream.streamer.curve import add_server_arguments
@@ -121,6 +147,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def handler(args: argparse.Namespace) -> int:
     """Run `simulate` with the parsed arguments; print a one-line summary."""
+    if args.detector == "eiger":
+        return _eiger(args)
     from beamstream.simulate.serve import simulate
     from beamstream.streamer.curve import server_from_args
 
@@ -173,6 +201,48 @@ def handler(args: argparse.Namespace) -> int:
     print(
         f"{s['detector']}: sent {s['sent']} trains ({s['first_train_id']}..{last}) on "
         f"{s['endpoint']} ({s['socket']}) in {s['elapsed']:.1f} s, {s['rate']:.1f} Hz"
+        + (", interrupted" if s["interrupted"] else "")
+    )
+    return 0
+
+
+def _eiger(args: argparse.Namespace) -> int:
+    """``simulate --detector eiger``: a DECTRIS stream on a PUSH socket."""
+    from beamstream.dectris.simulate import EigerSimulator, serve
+
+    if args.socket not in ("REP", "PUSH"):
+        print("beamstream simulate: a DECTRIS stream is sent on a PUSH socket", file=sys.stderr)
+        return 2
+    try:
+        sim = EigerSimulator(
+            seed=args.seed,
+            scan=args.scan,
+            channels=args.channels,
+            stream=args.stream,
+            compression=args.compression,
+        )
+    except ValueError as e:
+        print(f"beamstream simulate: {e}", file=sys.stderr)
+        return 2
+    images = args.trains or (args.scan[0] * args.scan[1] if args.scan else 100)
+
+    def ready(endpoint: str) -> None:
+        if not args.quiet:
+            print(
+                f"simulating eiger ({args.stream}, {args.compression}) on {endpoint} (PUSH)",
+                file=sys.stderr,
+            )
+
+    try:
+        s = serve(
+            sim, args.endpoint, images=images, series=args.series, rate=args.rate, ready=ready
+        )
+    except (OSError, ValueError) as e:
+        print(f"beamstream simulate: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"eiger: sent {s['sent']} images in {s['series']} series on {s['endpoint']} (PUSH) "
+        f"in {s['elapsed']:.1f} s, {s['rate']:.1f} Hz"
         + (", interrupted" if s["interrupted"] else "")
     )
     return 0

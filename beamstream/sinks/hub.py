@@ -82,6 +82,17 @@ class Snapshot:
     def __repr__(self) -> str:
         return f"Snapshot(seq={self.seq}, epoch={self.epoch}, final={self.final})"
 
+    def _repr_html_(self) -> str:
+        from beamstream.sinks.reprs import human_time, results_table_html
+
+        facts = {
+            "time": human_time(self.time),
+            "final": self.final,
+            "processed trains": self.status.get("processed", ""),
+            "train ids": " – ".join(str(t) for t in self.status.get("accepted_train_ids") or []),
+        }
+        return results_table_html(f"Snapshot {self.seq} (epoch {self.epoch})", self.results, facts)
+
 
 class Hub:
     """Shared between the processing loop (writer) and the sinks (readers).
@@ -173,6 +184,10 @@ class Hub:
 
     def latest(self) -> Snapshot | None:
         return self._snapshot
+
+    def _repr_html_(self) -> str:
+        snap = self._snapshot
+        return snap._repr_html_() if snap is not None else "<div>Hub: no snapshot yet</div>"
 
     def latest_view(self) -> Any:
         return self._latest_view

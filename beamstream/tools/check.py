@@ -15,6 +15,14 @@ __all__ = ["describe_pipeline", "register"]
 def describe_pipeline(config: PipelineConfig) -> str:
     """Build the pipeline and its sinks (checking every parameter, as `run` does) and describe
     it, one step a line."""
+    notes = []
+    if config.source.type == "dectris":
+        from beamstream.dectris.geometry import needs_stream_geometry, with_placeholder_geometry
+
+        if needs_stream_geometry(config):
+            config = with_placeholder_geometry(config)
+            notes.append("geometry    from the stream's series start (checked here with a "
+                         "placeholder geometry)")  # fmt: skip
     pipeline = Pipeline(config)
     source_class(config)  # the source type checks its own parameters
     build_sinks(config)  # exactly as `run` builds them: the same errors, located
@@ -29,6 +37,7 @@ def describe_pipeline(config: PipelineConfig) -> str:
         lines.append(f"source      {src.type} {dict(src.options)}")
     if src.detector:
         lines.append(f"detector    {src.detector}[{src.key}] layout {list(src.layout or ['auto'])}")
+    lines += notes
     if config.scan:
         lines.append(f"scan        {config.scan.source}[{config.scan.key}]")
     lines += pipeline.describe()

@@ -1,10 +1,12 @@
 """`beamstream demo`: simulators -> pipelines -> live dashboards + HDF5 results, in one command.
 
-Three simulated detectors (a DSSC module in a pump-probe delay scan, a 1 Mpix SAXS detector, an
-hRIXS camera) stream over ZeroMQ from background processes; one pipeline per detector (the
-example configs `config/dssc_pump_probe.toml`, `config/saxs_qphi.toml`,
-`config/rixs_centroid.toml`: frame selection + scan binning, q-phi integration, photon
-centroiding) receives, processes and publishes to an HDF5 results file and a Bokeh dashboard.
+Four simulated detectors (a DSSC module in a pump-probe delay scan, a 1 Mpix SAXS detector, an
+hRIXS camera, a DECTRIS Eiger in a map scan) stream over ZeroMQ from background processes; one
+pipeline per detector (the example configs `config/dssc_pump_probe.toml`,
+`config/saxs_qphi.toml`, `config/rixs_centroid.toml`, `config/eiger_map.toml`: frame selection +
+scan binning, q-phi integration, photon centroiding, the LiX map-scan workflow on a DECTRIS
+stream with the geometry from the stream) receives, processes and publishes to an HDF5 results
+file and a Bokeh dashboard.
 Everything started is stopped at the end (Ctrl-C, SIGTERM or ``--duration``).
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from beamstream.config import PipelineConfig, load_config
+from beamstream.executors import LocalExecutor
 from beamstream.runner import Runner
 from beamstream.sinks.base import Sink
 from beamstream.sinks.hub import Hub, describe_source
@@ -42,14 +45,20 @@ class DemoPipeline:
     config: str
     rate: float
     sim_args: tuple[str, ...] = ()
+    socket: str = "REP"  # the simulator's; the pipeline uses the matching client socket
 
 
-#: the demo's pipelines: (DSSC pump-probe, SAXS q-phi, RIXS centroiding)
+#: the demo's pipelines: (DSSC pump-probe, SAXS q-phi, RIXS centroiding, Eiger map scan)
 DEMO_PIPELINES = (
     DemoPipeline("dssc", "dssc", "dssc_pump_probe.toml", 10.0, ("--frames", "40")),
     DemoPipeline("saxs", "saxs", "saxs_qphi.toml", 5.0),
     DemoPipeline("rixs", "rixs", "rixs_centroid.toml", 5.0, ("--photons", "1000")),
+    # a DECTRIS Stream V2 (bslz4) map scan, repeated as new series; geometry from the stream
+    DemoPipeline(
+        "eiger", "eiger", "eiger_map.toml", 5.0, ("--scan", "10x12", "--series", "0"), "PUSH"
+    ),  # fmt: skip
 )
+_CLIENT_SOCKET = {"REP": "REQ", "PUSH": "PULL", "PUB": "SUB"}
 
 
 @dataclass
@@ -60,14 +69,15 @@ class _Running:
     runner: Runner | None = None
     thread: threading.Thread | None = None
     sim: subprocess.Popen | None = None
+    source: Any = None
     status: dict[str, Any] = field(default_factory=dict)
 
 
 def _start_simulator(spec: DemoPipeline, endpoint: str, seed: int) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "beamstream", "simulate", "--detector", spec.detector,
-        "--endpoint", endpoint, "--socket", "REP", "--rate", str(spec.rate), "--seed", str(seed),
-        "--quiet", *spec.sim_args,
+        "--endpoint", endpoint, "--socket", spec.socket, "--rate", str(spec.rate),
+        "--seed", str(seed), "--quiet", *spec.sim_args,
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
@@ -91,7 +101,36 @@ def _config(spec: DemoPipeline, endpoint: str) -> PipelineConfig:
     path = CONFIG_DIR / spec.config
     if not path.exists():
         raise FileNotFoundError(f"{path}: example config missing from this installation")
-    return load_config(path).with_source(endpoint=endpoint, socket="REQ", timeout=None)
+    socket = _CLIENT_SOCKET[spec.socket]
+    return load_config(path).with_source(endpoint=endpoint, socket=socket, timeout=None)
+
+
+def _available(pipelines: tuple[DemoPipeline, ...], out: TextIO) -> list[DemoPipeline]:
+    """The pipelines whose libraries are installed (the Eiger one needs ``beamstream[dectris]``)."""
+    import importlib.util
+
+    def have(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    dectris = all(have(m) for m in ("cbor2", "dectris.compression", "bitshuffle"))
+    if not dectris:
+        out.write("eiger pipeline skipped: install beamstream[dectris] for DECTRIS streams\n")
+    return [p for p in pipelines if p.detector != "eiger" or dectris]
+
+
+def _open_source(config: PipelineConfig, hub: Hub) -> tuple[PipelineConfig, Any]:
+    """A DECTRIS source, opened early when the geometry comes from its stream (else None)."""
+    if config.source.type != "dectris":
+        return config, None
+    from beamstream.dectris.live import open_with_stream_geometry
+
+    config, source, applied = open_with_stream_geometry(config, timeout=60.0)
+    if applied:
+        hub.info["applied_geometry"] = applied
+    return config, source
 
 
 def run_demo(
@@ -109,7 +148,7 @@ def run_demo(
     sockdir = tempfile.mkdtemp(prefix="beamstream-demo-")
     running = [
         _Running(spec, f"ipc://{sockdir}/{spec.name}", outdir / f"{spec.name}.h5")
-        for spec in DEMO_PIPELINES
+        for spec in _available(DEMO_PIPELINES, out)
     ]
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -117,11 +156,13 @@ def run_demo(
         for i, r in enumerate(running):
             r.sim = _start_simulator(r.spec, r.endpoint, seed + i)
             hub = Hub(config_text="")
-            config = _config(r.spec, r.endpoint)
+            config, source = _open_source(_config(r.spec, r.endpoint), hub)
             hub.config_text = config.text
             describe_source(hub, config)
             sinks = _sinks(r.spec, r.output, dashboard, port + i if port else 0)
-            r.runner = Runner(config, None, sinks, hub=hub, status_out=None)
+            executor = LocalExecutor(source) if source is not None else None
+            r.runner = Runner(config, executor, sinks, hub=hub, status_out=None)
+            r.source = source  # opened here for its geometry: closed at the end
             for s in sinks:
                 if hasattr(s, "on_reset"):
                     s.on_reset = r.runner.reset
@@ -194,6 +235,8 @@ def _shutdown(running: list[_Running]) -> None:
     for r in running:
         if r.thread is not None:
             r.thread.join(timeout=60)
+        if r.source is not None:
+            r.source.close()
     for r in running:
         if r.sim is not None and r.sim.poll() is None:
             r.sim.terminate()
@@ -231,7 +274,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
         help="simulators + full pipelines + live dashboards + HDF5 output",
-        description="Start the DSSC, SAXS and RIXS simulators in the background, process each "
+        description="Start the DSSC, SAXS, RIXS and Eiger (DECTRIS stream) simulators in the "
+        "background, process each "
         "stream with its example pipeline, serve a live dashboard per pipeline and write HDF5 "
         "results. Runs until Ctrl-C or --duration; stops everything it started.",
     )

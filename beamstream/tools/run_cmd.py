@@ -128,12 +128,46 @@ def run_pipeline(
                 "workers, trains never reach this process (record with a single-process run)"
             )
         with DaskBackend.connect(workers, scheduler) as backend:
-            runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
-            with session.serving(runner, sinks, *serve):
-                return run_with_diagnosis(runner, sinks, trains, duration)
-    runner = Runner(config, LocalExecutor(recorders=recorders), sinks, **kw)
-    with session.serving(runner, sinks, *serve):
-        return run_with_diagnosis(runner, sinks, trains, duration)
+            config, relay = _relay(config, hub, len(backend.workers()))
+            try:
+                runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
+                with session.serving(runner, sinks, *serve):
+                    return run_with_diagnosis(runner, sinks, trains, duration)
+            finally:
+                if relay is not None:
+                    relay.close()
+    config, source = _stream_geometry(config, hub)
+    try:
+        runner = Runner(config, LocalExecutor(source, recorders=recorders), sinks, **kw)
+        with session.serving(runner, sinks, *serve):
+            return run_with_diagnosis(runner, sinks, trains, duration)
+    finally:
+        if source is not None:
+            source.close()  # opened here for its geometry, not by the executor
+
+
+def _relay(config: PipelineConfig, hub: Hub, workers: int) -> tuple[PipelineConfig, Any]:
+    """A DECTRIS source fanned out to ``workers`` through one relay (else None)."""
+    if config.source.type != "dectris":
+        return config, None
+    from beamstream.dectris.cluster import start_relay
+
+    config, relay, applied = start_relay(config, peers=workers)
+    if applied:
+        hub.info["applied_geometry"] = applied
+    return config, relay
+
+
+def _stream_geometry(config: PipelineConfig, hub: Hub) -> tuple[PipelineConfig, Any]:
+    """A DECTRIS source opened early when the geometry comes from its stream (else None)."""
+    if config.source.type != "dectris":
+        return config, None
+    from beamstream.dectris.live import open_with_stream_geometry
+
+    config, source, applied = open_with_stream_geometry(config)
+    if applied:
+        hub.info["applied_geometry"] = applied  # in the status, hence the file's provenance
+    return config, source
 
 
 def run_with_diagnosis(

@@ -225,6 +225,14 @@ def test_lix_reader(tmp_path: Path) -> None:
     assert trains[4].data["primary"] == {"sample": "s2", "em1_sum": 11.0}
     assert trains[4].timestamp == 1011.0
     assert trains[0].dims["pil1M_image"]["image.data"] == ("frame", "y", "x")
+    # trains= takes a slice of positions as well as its text form
+    for sel in (slice(1, 5, 2), "1:5:2", np.s_[1:5:2]):
+        picked = list(open_reader(path, first_train_id=100, trains=sel))
+        assert [t.train_id for t in picked] == [101, 103]
+    with pytest.raises(ValueError, match="step must be a positive integer"):
+        open_reader(path, trains=slice(0, 5, -1))
+    with pytest.raises(ValueError, match="expected 'START:STOP:STEP'"):
+        open_reader(path, trains=3.5)
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["s1/primary/other"] = 1
     with pytest.raises(FormatError, match="unknown HDF5 layout"):

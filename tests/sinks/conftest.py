@@ -44,3 +44,22 @@ def hub() -> Hub:
     h.set_latest(view(106, np.arange(4 * 8 * 10, dtype=np.uint16).reshape(4, 8, 10)))
     h.info["output"] = "/data/results.h5"
     return h
+
+
+@pytest.fixture
+def userplugin_registered(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register tests.processors.userplugin:FrameTotals as an installed plug-in would be."""
+    from importlib.metadata import EntryPoint
+
+    from beamstream import plugins
+    from beamstream.processors.registry import GROUP
+
+    real = plugins.entry_points
+
+    def with_extra(group: str) -> list[EntryPoint]:
+        found = list(real(group=group))
+        return [*found, EntryPoint("frame_totals", value, GROUP)] if group == GROUP else found
+
+    value = "tests.processors.userplugin:FrameTotals"
+    monkeypatch.setattr(plugins, "entry_points", with_extra)
+    return value

@@ -89,7 +89,7 @@ def test_layout_provenance_and_open_results(tmp_path: Path) -> None:
         assert {"numpy", "numba", "h5py", "beamstream"} <= set(prov["versions"])
         nxdata = entry["results/mean/mean"]
         assert nxdata.attrs["NX_class"] == "NXdata" and nxdata.attrs["signal"] == "data"
-        assert list(nxdata.attrs["axes"]) == ["scan", "slot", ".", "."]
+        assert list(nxdata.attrs["axes"]) == ["scan", ".", ".", "."]  # text slots: no axis
         assert nxdata.attrs["scan_indices"] == 0
         np.testing.assert_array_equal(nxdata["scan"][()], [0.0, 1.0, 2.0])
         assert "keys" in entry["states/mean"] and "arrays" in entry["states/mean"]
@@ -147,7 +147,7 @@ def test_swmr_reader_sees_growing_records(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_merge_of_halves_equals_whole(tmp_path: Path) -> None:
+def test_merge_of_halves_equals_whole(tmp_path: Path, userplugin_registered) -> None:
     trains = list(make_trains(40))
     run_to(tmp_path / "a.h5", trains[:17])
     run_to(tmp_path / "b.h5", trains[17:])
@@ -179,7 +179,7 @@ def test_merge_of_halves_equals_whole(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_different_pipelines_are_refused(tmp_path: Path) -> None:
+def test_different_pipelines_are_refused(tmp_path: Path, userplugin_registered) -> None:
     trains = list(make_trains(6))
     run_to(tmp_path / "a.h5", trains)
     run_to(tmp_path / "b.h5", trains, CONFIG_SCALED)

@@ -194,7 +194,8 @@ def test_open_results_returns_per_train_arrays(tmp_path: Path) -> None:
     res = open_results(tmp_path / "r.h5")
     recs = res.records
     assert recs["train_id"].values.tolist() == [1, 2, 3]
-    assert recs["h"].dims == ("train",)
+    assert recs["h"].dims == ("train_id",)
+    assert recs["h"].sel(train_id=3).item().tolist() == [5, 6]
     assert [r.tolist() for r in recs["h"].values] == [[1, 2, 3], [4], [5, 6]]
     np.testing.assert_array_equal(recs["f"].values, [np.nan, np.nan, 0.5])
     flat = read_records(res.file.records_paths(), ragged="flat")["h"]

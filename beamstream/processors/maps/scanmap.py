@@ -88,6 +88,11 @@ class ScanMap(Accumulator[BinnedState]):
 
     context_keys = ("name",)
 
+    def main_result(self, results: dict[str, Result]) -> str | None:
+        """The first attribute's map (not the bookkeeping ``n_frames`` / ``unplaced``)."""
+        skip = ("maps/n_frames", "maps/unplaced")
+        return next((n for n in results if n not in skip and n.startswith("maps/")), None)
+
     def __init__(
         self,
         *,
@@ -319,6 +324,11 @@ class ScanMap(Accumulator[BinnedState]):
         coords = {"y": y, "x": x}
         cu = {"y": self.units, "x": self.units}
         base = {"processor": self.name, "sample": self.sample, "data_key": "maps"}
+        motors = (
+            {"x": f"{self.x_source}/{self.x_key}", "y": f"{self.y_source}/{self.y_key}"}
+            if self.positions
+            else {}
+        )
         out: dict[str, Result] = {}
         for a, m in {**maps, **derived}.items():
             attrs = {**base, "sub_key": a}
@@ -326,7 +336,7 @@ class ScanMap(Accumulator[BinnedState]):
                 attrs["transmission_corrected"] = True
             units = "frames" if a == "n_frames" else self._units.get(a, "")
             rname = f"maps/{a}"
-            out[rname] = Result(rname, m, ("y", "x"), coords, units, cu, attrs)
+            out[rname] = Result(rname, m, ("y", "x"), coords, units, cu, attrs, motors)
         unplaced = (
             state["unplaced"].sum(axis=0) if len(state.keys) else np.zeros(len(EVENTS), np.int64)
         )

@@ -87,6 +87,7 @@ class QPhiIntegrator(Accumulator[BinnedState]):
     """
 
     context_keys = ("name", "slots")
+    plot_preference = ("I_q", "I_qphi")
 
     def __init__(
         self,

@@ -49,14 +49,17 @@ def build_results(
         S, W, C = state["sum_signal" + sfx], state["sum_norm" + sfx], state["count" + sfx]
         with np.errstate(invalid="ignore", divide="ignore"):
             inten = np.where(C > 0, S / W, np.nan)
-        out[f"I_{tag}"] = Result(f"I_{tag}", inten, dims, coords, "", cu, dict(attrs))
+        # the 1-D and 2-D q grids differ: "grid" names the 1-D one apart where both are shown
+        attrs_d = {**attrs, "grid": "1d"} if dim == 1 else dict(attrs)
+        i_attrs = {**attrs_d, "errors": f"sigma_{tag}"} if with_sigma else attrs_d
+        out[f"I_{tag}"] = Result(f"I_{tag}", inten, dims, coords, "", cu, i_attrs)
         out[f"count_{tag}"] = Result(
-            f"count_{tag}", C.copy(), dims, coords, "pixels", cu, dict(attrs)
+            f"count_{tag}", C.copy(), dims, coords, "pixels", cu, dict(attrs_d)
         )
         if with_sigma:
             with np.errstate(invalid="ignore", divide="ignore"):
                 sig = np.where(C > 0, np.sqrt(state["sum_var" + sfx]) / W, np.nan)
-            out[f"sigma_{tag}"] = Result(f"sigma_{tag}", sig, dims, coords, "", cu, dict(attrs))
+            out[f"sigma_{tag}"] = Result(f"sigma_{tag}", sig, dims, coords, "", cu, dict(attrs_d))
         if "pumped" in slots and "unpumped" in slots:
             ip, iu = list(slots).index("pumped"), list(slots).index("unpumped")
             dc = {k: v for k, v in coords.items() if k != "slot"}
@@ -68,6 +71,6 @@ def build_results(
                 dc,
                 "",
                 cu,
-                {**attrs, "difference": "pumped - unpumped"},
+                {**attrs_d, "difference": "pumped - unpumped"},
             )
     return out

@@ -78,6 +78,7 @@ single_fraction, double_fraction, double_threshold
     """
 
     context_keys = ("name", "frame_shape", "slots")
+    plot_preference = ("spectrum",)
 
     def __init__(
         self,
@@ -365,12 +366,13 @@ single_fraction, double_fraction, double_threshold
             c = {d: coords[d] for d in dims_ if d in coords}
             c.update(kw.pop("coords", {}))
             cunits = {d: u for d, u in cu.items() if d in dims_}
-            return Result(key, data, dims_, c, units, cunits, dict(attrs))
+            extra = {"errors": kw.pop("errors")} if "errors" in kw else {}
+            return Result(key, data, dims_, c, units, cunits, {**attrs, **extra})
 
         out = {
-            "spectrum": res("spectrum", total, units="photons"),
-            "spectrum_single": res("spectrum_single", single, units="hits"),
-            "spectrum_double": res("spectrum_double", double, units="hits"),
+            "spectrum": res("spectrum", total, units="photons", errors="poisson"),
+            "spectrum_single": res("spectrum_single", single, units="hits", errors="poisson"),
+            "spectrum_double": res("spectrum_double", double, units="hits", errors="poisson"),
             "spectrum_per_frame": res("spectrum_per_frame", per_frame, units="photons/frame"),
             "spectrum_per_monitor": res("spectrum_per_monitor", per_mon, units="photons/monitor"),
         }

@@ -39,8 +39,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "source",
         help=(
             "image .npy (2-D, or 3-D summed over the first axis), HDF5 dataset 'file.h5:/path', "
-            "or a hit list: .npz or HDF5 group with 'x' and 'y' arrays, or a structured array "
-            "with fields x and y"
+            "or a hit list: .npz or HDF5 group with 'x' and 'y' arrays, a structured array "
+            "with fields x and y, or the hit lists of a run: its records file "
+            "(run.records.h5) or results file (run.h5), all trains concatenated "
+            "('run.h5:rixs.hits' names the key when several processors record hits)"
         ),
     )
     p.add_argument("--hits", action="store_true", help="the source is a hit list")
@@ -72,6 +74,9 @@ def load_source(source: str, hits: bool = False) -> tuple[str, Any]:
     ValueError
         When the file or dataset is missing or holds neither an image nor a hit list.
     """
+    run_hits = _records_hits(source)
+    if run_hits is not None:
+        return "hits", run_hits
     h5 = _split_h5(source)
     if h5 is not None:
         import h5py
@@ -111,6 +116,44 @@ def load_source(source: str, hits: bool = False) -> tuple[str, Any]:
     if data.ndim not in (2, 3) or not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"{source}: expected a 2-D image (y, x), got {data.dtype} {data.shape}")
     return "image", data
+
+
+def _records_hits(source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The hit lists of every train of a run (records or results file), concatenated in train
+    order; None when ``source`` is no such file. ``file:key`` picks ``key.x``/``key.y``."""
+    h5 = _split_h5(source)
+    path, key = h5 if h5 is not None else (source, "")
+    key = key.strip("/")
+    if not path.lower().endswith(_H5_SUFFIXES) or not Path(path).is_file():
+        return None
+    import h5py
+
+    from beamstream.formats.records_read import read_records
+
+    with h5py.File(path, "r") as fh:
+        if "records" in fh and "entry" not in fh:
+            paths = [Path(path)]
+        elif "entry/records_files" in fh:
+            names = [
+                n.decode() if isinstance(n, bytes) else str(n) for n in fh["entry/records_files"]
+            ]
+            paths = [Path(path).parent / n for n in names]
+        else:
+            return None
+        if key and key in fh:  # an ordinary dataset or group path
+            return None
+    cols = read_records(paths, ragged="flat")
+    prefixes = sorted(k[: -len(".x")] for k in cols if k.endswith(".x") and k[:-2] + ".y" in cols)
+    if key:
+        prefixes = [p for p in prefixes if p == key]
+    if len(prefixes) != 1:
+        found = ", ".join(prefixes) or "none"
+        raise ValueError(
+            f"{path}: expected one hit list in the records (keys <name>.x and <name>.y), found "
+            f"{found}; name it as {path}:<name>"
+        )
+    x, y = (cols[f"{prefixes[0]}.{c}"] for c in "xy")
+    return np.asarray(getattr(x, "values", x)), np.asarray(getattr(y, "values", y))
 
 
 def fit_source(

@@ -57,6 +57,7 @@ class EnergyIntegrator(Accumulator[BinnedState]):
     """
 
     context_keys = ("name", "frame_shape", "slots")
+    plot_preference = ("spectrum",)
 
     def __init__(
         self,

@@ -1,149 +1,222 @@
 """`beamstream report RESULTS.h5 [-o report.html]`: a standalone HTML page of a results file.
 
-The page shows the dashboard's result panels (all scan bins combined; one image per slot) and the
-per-train records, with BokehJS inlined so that it opens offline. Files written by the hdf5 sink
-are read with `beamstream.formats.results`; any other NeXus-style file is read generically: every
-``NXdata`` group (``signal``, ``axes``/``dims`` attributes, axis datasets with ``units``) becomes
-a result of the processor named by its parent group.
+The page opens on what the run was: a two-column header with the run's facts (file, config,
+human start and end times, plain train ids, counts of processed, rejected and failed trains)
+next to its provenance (one row per run segment, software versions), then the config text. Then
+the pipeline's science result (the file's default plot) and every other result panel of the
+dashboard (all scan bins combined; one image per slot), then the per-train records against the
+train id, two panels a row. BokehJS is inlined so that the page opens offline. Reading the file
+is `beamstream.sinks.dashboard.report_data`'s job.
 """
 
 from __future__ import annotations
 
 import html
-import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, Div
+from bokeh.models import (
+    BasicTicker,
+    BasicTickFormatter,
+    ColumnDataSource,
+    DatetimeTickFormatter,
+    Div,
+    Row,
+)
 from bokeh.plotting import figure
 from bokeh.resources import CDN, INLINE
 
 from beamstream.processors.base import Result
+from beamstream.processors.presentation import default_plot
 from beamstream.sinks.dashboard.panels import make_panel
 from beamstream.sinks.dashboard.prep import Selection
+from beamstream.sinks.dashboard.report_data import load_report_data, read_nxdata
 from beamstream.sinks.dashboard.views import WIDTH, Controls
+from beamstream.sinks.reprs import human_time
 
-__all__ = ["read_nxdata", "load_report_data", "build_report", "write_report"]
+__all__ = ["read_nxdata", "load_report_data", "build_report", "write_report", "header_html"]
 
-log = logging.getLogger(__name__)
+#: panels per row
+COLUMNS = 2
+PAGE_WIDTH = COLUMNS * (WIDTH + 60)
 
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _nxdata_result(g: h5py.Group) -> Result | None:
-    signal = _text(g.attrs.get("signal", "data"))
-    if signal not in g or not isinstance(g[signal], h5py.Dataset):
-        return None
-    ds = g[signal]
-    data = ds[()]
-    if not isinstance(data, np.ndarray) or data.dtype.kind not in "biuf":
-        return None
-    axes = [_text(a) for a in np.atleast_1d(g.attrs.get("axes", []))]
-    names = [_text(d) for d in np.atleast_1d(g.attrs.get("dims", []))]
-    if len(names) != data.ndim:
-        names = [a if a != "." else f"dim_{i}" for i, a in enumerate(axes)]
-    if len(names) != data.ndim:
-        names = [f"dim_{i}" for i in range(data.ndim)]
-    coords: dict[str, np.ndarray] = {}
-    coord_units: dict[str, str] = {}
-    for i, dim in enumerate(names):
-        c = g.get(dim.replace("/", "%2F"))
-        if isinstance(c, h5py.Dataset) and c.ndim == 1 and c.shape[0] == data.shape[i]:
-            values = c[()]
-            if values.dtype.kind in "OS":
-                values = np.array([_text(v) for v in values])
-            coords[dim] = values
-            if "units" in c.attrs:
-                coord_units[dim] = _text(c.attrs["units"])
-    name = g.name.rsplit("/", 1)[-1].replace("%2F", "/").replace("%25", "%")
-    units = _text(ds.attrs.get("units", ""))
-    return Result(name, data, tuple(names), coords, units, coord_units)
+_CSS = f"""
+<style>
+ .bs-head {{display:grid; grid-template-columns: 1fr 1fr; gap: 24px; font-family: sans-serif;
+   font-size: 13px; width: {PAGE_WIDTH}px}}
+ .bs-head table {{border-collapse: collapse}}
+ .bs-head th {{text-align:left; padding: 2px 12px 2px 0; vertical-align: top}}
+ .bs-head td {{padding: 2px 8px 2px 0; vertical-align: top}}
+ .bs-head h3, .bs-config h3 {{margin: 4px 0 6px 0}}
+ .bs-seg td, .bs-seg th {{border-bottom: 1px solid #ddd}}
+ .bs-config {{font-family: sans-serif; width: {PAGE_WIDTH}px}}
+ .bs-config pre {{max-height: 260px; overflow: auto; background: #f6f6f6; padding: 6px;
+   font-size: 12px}}
+</style>
+"""
 
 
-def read_nxdata(path: str | Path) -> dict[str, dict[str, Result]]:
-    """Every ``NXdata`` group of an HDF5 file, as ``{parent group name: {name: Result}}``."""
-    out: dict[str, dict[str, Result]] = {}
-    with h5py.File(path, "r") as f:
-        groups: list[h5py.Group] = []
+def _esc(v: Any) -> str:
+    return html.escape(str(v))
 
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Group) and _text(obj.attrs.get("NX_class", "")) == "NXdata":
-                groups.append(obj)
 
-        f.visititems(visit)
-        for g in groups:
-            try:
-                res = _nxdata_result(g)
-            except (ValueError, KeyError, OSError) as e:
-                log.warning("%s: skipped %s: %s", path, g.name, e)
-                continue
-            if res is not None:
-                proc = g.parent.name.rsplit("/", 1)[-1] or "results"
-                out.setdefault(proc, {})[res.name] = res
+def _counts(c: Mapping[str, int] | None) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in (c or {}).items()) or "none"
+
+
+def _ids(first: Any, last: Any) -> str:
+    if first is None or last is None:
+        return "none"
+    return f"{int(first)} – {int(last)} ({int(last) - int(first) + 1} ids)"
+
+
+def _run_table(facts: Mapping[str, Any]) -> str:
+    t = facts.get("totals") or {}
+    snap = facts.get("snapshot") or {}
+    rows = [("file", facts.get("file", "")), ("config", facts.get("config") or "(not recorded)")]
+    if t:
+        start, end = t.get("start"), t.get("end")
+        span = f" ({end - start:.1f} s)" if start is not None and end is not None else ""
+        acc = t.get("accepted_train_ids") or [None, None]
+        rows += [
+            ("started", human_time(start)),
+            ("ended", human_time(end) + span),
+            ("train ids seen", _ids(t.get("first_train_id"), t.get("last_train_id"))),
+            ("train ids accepted", _ids(*acc)),
+            ("trains", f"{t.get('processed', 0)} processed of {t.get('received', 0)} received"),
+            ("frames", t.get("frames", 0)),
+            ("rejected", _counts(t.get("rejected"))),
+            ("errors", _counts(t.get("errors"))),
+            ("dropped", _counts(t.get("drops"))),
+        ]
+    if snap:
+        state = "final" if snap.get("final") else "intermediate (run not finished)"
+        rows.append(("snapshot", f"#{snap.get('seq')} {state}, {human_time(snap.get('time'))}"))
+    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f"<div><h3>Run</h3><table>{cells}</table></div>"
+
+
+def _provenance_table(facts: Mapping[str, Any]) -> str:
+    segs: Sequence[Mapping[str, Any]] = facts.get("segments") or []
+    if not segs:
+        return "<div><h3>Provenance</h3>not recorded</div>"
+    head = "<tr><th>#</th><th>start</th><th>train ids</th><th>trains</th><th>lost</th></tr>"
+    body = ""
+    for i, s in enumerate(segs, 1):
+        lost = sum((s.get(k) or {}).get(r, 0) for k in ("errors", "drops") for r in s.get(k) or {})
+        body += (
+            f"<tr><td>{i}</td><td>{_esc(human_time(s.get('start')))}</td>"
+            f"<td>{_esc(_ids(s.get('first_train_id'), s.get('last_train_id')))}</td>"
+            f"<td>{_esc(s.get('processed', 0))}</td><td>{lost}</td></tr>"
+        )
+    versions = ", ".join(f"{k} {v}" for k, v in (facts.get("versions") or {}).items())
+    return (
+        f"<div><h3>Provenance</h3><table class='bs-seg'>{head}{body}</table>"
+        f"<p>software: {_esc(versions or 'not recorded')}</p></div>"
+    )
+
+
+def header_html(title: str, facts: Mapping[str, Any]) -> str:
+    """The page header: title, run facts and provenance side by side, then the config text."""
+    parts = [_CSS, f"<h2 style='font-family:sans-serif'>{_esc(title)}</h2>"]
+    parts.append(f"<div class='bs-head'>{_run_table(facts)}{_provenance_table(facts)}</div>")
+    text = facts.get("config_text")
+    if text:
+        name = Path(str(facts.get("config") or "config")).name
+        parts.append(
+            f"<div class='bs-config'><h3>Config ({_esc(name)})</h3><pre>{_esc(text)}</pre></div>"
+        )
+    return "".join(parts)
+
+
+def _is_wide(item: Any) -> bool:
+    """A panel with plots side by side (pump-probe image and its ROI curve) fills a row."""
+    if isinstance(item, Row):
+        return len(item.children) > 1
+    return any(_is_wide(c) for c in getattr(item, "children", ()))
+
+
+def _grid(items: list[Any]) -> list[Any]:
+    """Rows of up to ``COLUMNS`` items (a wide item alone), in order."""
+    rows: list[list[Any]] = []
+    for item in items:
+        if _is_wide(item) or not rows or len(rows[-1]) == COLUMNS or _is_wide(rows[-1][0]):
+            rows.append([item])
+        else:
+            rows[-1].append(item)
+    return [row(*r) for r in rows]
+
+
+def _panels(results: Mapping[str, Mapping[str, Result]], max_image: int) -> list[Any]:
+    """Every shown result's panel layouts, the pipeline's default plot first."""
+    order = [(p, n) for p, named in results.items() for n in named]
+    first = default_plot(results)
+    if first in order:
+        order.remove(first)
+        order.insert(0, first)
+    out = []
+    for proc, name in order:
+        named = dict(results[proc])
+        res = named[name]
+        panel0 = make_panel(proc, res)
+        if panel0 is None:
+            continue
+        slots = [str(s) for s in res.coords.get("slot", ())]
+        image = panel0.kind.kind in ("image", "map") and "slot" in res.dims
+        for i, slot in enumerate(slots if image and slots else [None]):
+            panel = panel0 if i == 0 else make_panel(proc, res)
+            panel.update(named, Controls(Selection(None, slot), max_image=max_image))
+            panel.static()  # no server behind the page: server-side controls hidden
+            fig = getattr(panel, "fig", None)
+            if fig is not None and panel0.kind.data_dims[:1] == ("train",):
+                _train_axis(fig)
+            out.append(panel.layout)
     return out
 
 
-def load_report_data(path: str | Path) -> tuple[dict[str, dict[str, Result]], dict[str, Any], dict]:
-    """``(results, records, facts)`` of a results file (records: ``{key: 1-D array}``)."""
-    path = Path(path)
-    if not path.exists():
-        raise OSError(f"{path}: no such file")
-    facts: dict[str, Any] = {"file": str(path)}
-    try:
-        from beamstream.formats.results import read_records, read_results_file
-
-        rf = read_results_file(path)
-    except (ImportError, ValueError) as e:
-        log.info("%s: reading NXdata groups generically (%s)", path, e)
-        return read_nxdata(path), {}, facts
-    records: dict[str, Any] = {}
-    try:
-        records = read_records(rf.records_paths(), rows=rf.records_rows())
-    except (OSError, ValueError) as e:  # a missing records file only loses the scalar plots
-        log.warning("%s: records not read: %s", path, e)
-    facts["config"] = rf.config_path
-    if rf.segments:
-        first, last = rf.segments[0], rf.segments[-1]
-        facts.update(
-            {
-                k: last.get(k)
-                for k in ("processed", "last_train_id", "software_version")
-                if k in last
-            }
-        )
-        facts["first_train_id"] = first.get("first_train_id")
-    facts.update({k: v for k, v in rf.snapshot.items() if k in ("seq", "epoch", "final")})
-    return rf.results, records, facts
+def _train_axis(fig: Any) -> None:
+    """Plain train ids on the x axis, few enough not to overlap."""
+    fig.xaxis.formatter = BasicTickFormatter(use_scientific=False)
+    fig.xaxis.ticker = BasicTicker(desired_num_ticks=4, min_interval=1)
 
 
 def _records_plots(records: Mapping[str, Any]) -> list[Any]:
     if "train_id" not in records:
         return []
-    tid = np.asarray(records["train_id"], dtype=np.float64)
-    data = {"train_id": tid}
+    tid = np.asarray(records["train_id"], dtype=np.int64)
+    data: dict[str, np.ndarray] = {"train_id": tid}
     for k, v in records.items():
         a = np.asarray(v)
         if k != "train_id" and a.ndim == 1 and len(a) == len(tid) and a.dtype.kind in "biuf":
             data[k] = a.astype(np.float64)
+    if "timestamp" in data:  # epoch seconds -> milliseconds for a date axis
+        data["timestamp"] = data["timestamp"] * 1e3
     source = ColumnDataSource(data, name="records")
     figs = []
     for key in [k for k in data if k != "train_id"][:8]:
         fig = figure(
             width=WIDTH,
-            height=170,
+            height=200,
             x_axis_label="train id",
-            y_axis_label=key,
+            y_axis_label="time (UTC)" if key == "timestamp" else key,
             title=key,
             tools="pan,xwheel_zoom,box_zoom,reset,save",
         )
+        _train_axis(fig)
+        if key == "timestamp":
+            fig.yaxis.formatter = DatetimeTickFormatter(
+                milliseconds="%H:%M:%S.%3N",
+                seconds="%H:%M:%S",
+                minsec="%H:%M:%S",
+                minutes="%H:%M",
+                hours="%H:%M",
+            )
         fig.line("train_id", key, source=source)
+        fig.scatter("train_id", key, source=source, size=3)
         figs.append(fig)
     return figs
 
@@ -155,37 +228,18 @@ def build_report(
     title: str = "beamstream report",
     max_image: int = 512,
 ) -> Any:
-    """A Bokeh layout of static panels for ``{processor: {name: Result}}`` (a Snapshot's
-    ``results``), the per-train records and a table of facts."""
-    items = [Div(text=f"<h2>{html.escape(title)}</h2>")]
-    if facts:
-        cells = "".join(
-            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"
-            f"<td>{html.escape(str(v))}</td></tr>"
-            for k, v in facts.items()
-        )
-        items.append(Div(text=f"<table>{cells}</table>", name="facts"))
-    for proc, named in results.items():
-        named = dict(named)
-        for res in named.values():
-            slots = [str(s) for s in res.coords.get("slot", ())]
-            panel0 = make_panel(proc, res)
-            if panel0 is None:
-                continue
-            choices = (
-                slots if panel0.kind.kind in ("image", "map") and "slot" in res.dims else [None]
-            )
-            panels = []
-            for i, slot in enumerate(choices or [None]):
-                panel = panel0 if i == 0 else make_panel(proc, res)
-                panel.update(named, Controls(Selection(None, slot), max_image=max_image))
-                panel.static()  # no server behind the page: server-side controls hidden
-                panels.append(panel.layout)
-            items.append(row(*panels) if len(panels) <= 3 else column(*panels))
+    """A Bokeh layout: header (facts, provenance, config), the result panels for
+    ``{processor: {name: Result}}`` (the default plot first) and the per-train records, two
+    panels a row."""
+    items: list[Any] = [Div(text=header_html(title, facts or {}), name="facts")]
+    panels = _panels(results, max_image)
+    if panels:
+        items.append(Div(text="<h3 style='font-family:sans-serif'>Results</h3>"))
+        items += _grid(panels)
     figs = _records_plots(records or {})
     if figs:
-        items.append(Div(text="<h3>per-train records</h3>"))
-        items += figs
+        items.append(Div(text="<h3 style='font-family:sans-serif'>Per-train records</h3>"))
+        items += _grid(figs)
     return column(*items, name="report")
 
 

@@ -78,6 +78,13 @@ class ControlSession:
         ctl = Controller(config, roots=roots, persist_to=results)
         return cls(config, ctl, resume)
 
+    def adopt(self, config: PipelineConfig) -> None:
+        """Run version 1 with ``config`` as completed at start (e.g. a geometry read from the
+        detector's stream) rather than as written."""
+        self.config = config
+        self.controller.config = config
+        self.controller._latest = config
+
     def closed_segments(self) -> list[ClosedSegment]:
         """The closed segments of the resumed file (their results and states as stored)."""
         if self.resume is None:

@@ -129,6 +129,7 @@ def run_pipeline(
             )
         with DaskBackend.connect(workers, scheduler) as backend:
             config, relay = _relay(config, hub, len(backend.workers()))
+            session.adopt(config)
             try:
                 runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
                 with session.serving(runner, sinks, *serve):
@@ -137,6 +138,7 @@ def run_pipeline(
                 if relay is not None:
                     relay.close()
     config, source = _stream_geometry(config, hub)
+    session.adopt(config)
     try:
         runner = Runner(config, LocalExecutor(source, recorders=recorders), sinks, **kw)
         with session.serving(runner, sinks, *serve):

@@ -54,6 +54,9 @@ class Partial:
     cumulative
         True when ``states`` are a run's whole total so far rather than a delta (an offline run
         merged in a fixed tree hands over the merge of its completed chunks).
+    previous
+        Partials of earlier config versions handed over with this one (a worker that switched
+        versions since its last collect); never merged with it, kept apart by fingerprint.
     """
 
     fingerprint: str
@@ -62,6 +65,7 @@ class Partial:
     train_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     records: list[dict[str, Any]] = field(default_factory=list)
     cumulative: bool = False
+    previous: list[Partial] = field(default_factory=list)
 
 
 def check_version(fingerprint: str, part: Partial, what: str = "partial") -> None:
@@ -82,6 +86,7 @@ def combine(pipeline: Pipeline, a: Partial, b: Partial) -> Partial:
         a.counters.merge(b.counters),
         np.concatenate([a.train_ids, b.train_ids]),
         a.records + b.records,
+        previous=a.previous + b.previous,
     )
 
 

@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "beamstream.tools.reprocess_cmd",
     "beamstream.simulate.cli",
     "beamstream.tools.monitor",
+    "beamstream.control.ctl_cmd",
     "beamstream.replay.cli",
     "beamstream.tools.merge_cmd",
     "beamstream.tools.keys_cmd",

@@ -72,7 +72,14 @@ class LocalExecutor:
                 if self._events():  # a new epoch starts before this train
                     self._held = train
                     return True
+                control = self.run.control
+                if control is not None:  # config versions switch before a train
+                    switch = control.next_switch(train.train_id)
+                    if switch is not None:
+                        self.run.steering.switch(switch, train.train_id)
                 self._process(train)
+                if control is not None:
+                    control.processed(train.train_id)
                 done += 1
                 now = time.monotonic()
             if now - self._window_start >= _BUSY_WINDOW_S:
@@ -95,6 +102,14 @@ class LocalExecutor:
 
     def pending(self) -> Counters | None:
         return self.acc.counters if hasattr(self, "acc") else None
+
+    def reconfigure(self, run: Runner, boundary: int) -> None:
+        """The next trains go through ``run``'s new pipeline (its partial was just taken)."""
+        leftover = self.acc.reconfigure(run.pipeline, run.fingerprint)
+        if leftover.counters.received:  # pragma: no cover - the runner collected just before
+            log.warning(
+                "%d trains of the old version were still in hand", leftover.counters.received
+            )
 
     def info(self) -> dict[str, Any]:
         return {}

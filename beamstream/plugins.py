@@ -42,8 +42,13 @@ class Registry(Generic[T]):
         self.group = group
         self.base = base
         self.kind = kind
+        self._cache: tuple[object, dict[str, EntryPoint]] | None = None
 
     def _entry_points(self) -> dict[str, EntryPoint]:
+        """The group's entry points, read once per process (scanning the installed packages
+        is slow, and a config change in a running pipeline resolves every processor again)."""
+        if self._cache is not None and self._cache[0] is entry_points:
+            return self._cache[1]
         found: dict[str, EntryPoint] = {}
         for ep in entry_points(group=self.group):
             other = found.get(ep.name)
@@ -53,6 +58,7 @@ class Registry(Generic[T]):
                     f"{ep.value}; uninstall one of the plug-ins or use a dotted path in the config"
                 )
             found[ep.name] = ep
+        self._cache = (entry_points, found)
         return found
 
     def available(self) -> dict[str, str]:

@@ -27,6 +27,8 @@ from typing import Any, Protocol, TextIO
 
 from beamstream.accumulation import Partial, check_version
 from beamstream.config import PipelineConfig
+from beamstream.control.controller import Controller
+from beamstream.control.steering import Steering
 from beamstream.counters import Counters
 from beamstream.processors.pipeline import Pipeline, States
 from beamstream.sinks.base import Sink
@@ -57,6 +59,9 @@ class Executor(Protocol):
     def close(self) -> Partial | None: ...
     def pending(self) -> Counters | None: ...
     def info(self) -> dict[str, Any]: ...
+    # steered runs only (a runner with a controller): follow the runner's new pipeline and
+    # fingerprint from train ``boundary`` on (its partials so far were just collected)
+    def reconfigure(self, run: Runner, boundary: int) -> None: ...
 
 
 class Runner:
@@ -76,6 +81,9 @@ class Runner:
         Initial accumulator states (to resume a run); new empty states by default.
     status_out
         Where the live status line goes (None: nowhere).
+    control
+        The run's config versions (`beamstream.control.controller.Controller`): queued
+        versions are switched to at a train boundary (`beamstream.control.steering.Steering`).
     """
 
     def __init__(
@@ -87,9 +95,12 @@ class Runner:
         hub: Hub | None = None,
         states: States | None = None,
         status_out: TextIO | None = sys.stderr,
+        control: Controller | None = None,
     ):
         from beamstream.executors import LocalExecutor
 
+        if control is not None:
+            config = control.config  # a resumed or replayed run starts from its version
         self.config = config
         self.pipeline = Pipeline(config)
         self.fingerprint = config.fingerprint
@@ -106,6 +117,9 @@ class Runner:
         self._seq = 0
         self._stop = threading.Event()
         self._reset = threading.Event()
+        self._snapshot_now = threading.Event()
+        self.control = control
+        self.steering = Steering(self, control) if control is not None else None
 
     # -- control (thread-safe) ----------------------------------------------------------------
     def stop(self) -> None:
@@ -114,7 +128,14 @@ class Runner:
 
     def reset(self) -> None:
         """Start a new epoch: accumulation restarts from empty states at the next train."""
-        self._reset.set()
+        if self.control is not None:  # recorded as a version: a replay resets there too
+            self.control.reset("dashboard", wait=0)
+        else:
+            self._reset.set()
+
+    def request_snapshot(self) -> None:
+        """Publish a snapshot at the next tick (thread-safe)."""
+        self._snapshot_now.set()
 
     def interrupted(self) -> bool:
         """True when the executor should hand control back (a stop or reset is pending)."""
@@ -155,7 +176,8 @@ class Runner:
             limit = None if trains is None else trains - self.executor.taken
             more = self.executor.pump(min(next_snapshot, next_status, end), limit)
             now = time.monotonic()
-            if now >= next_snapshot:
+            if now >= next_snapshot or self._snapshot_now.is_set():
+                self._snapshot_now.clear()
                 self.collect()
                 self.publish()
                 next_snapshot = now + run.interval
@@ -173,6 +195,8 @@ class Runner:
 
     def apply(self, part: Partial | None) -> None:
         """Merge one partial (states, counters, records) into the run's total."""
+        if part is not None and self.steering is not None:
+            part = self.steering.take_apart(part)  # other versions' partials go their way
         if part is None:
             return
         check_version(self.fingerprint, part)
@@ -221,6 +245,8 @@ class Runner:
             status=self.status_dict(),
             epoch=self.epoch,
             final=final,
+            versions=self.steering.versions() if self.steering is not None else (),
+            closed=tuple(self.steering.closed) if self.steering is not None else (),
         )
         self.hub.publish(snap)
         return snap

@@ -14,12 +14,13 @@ is counted as lost (``lost_intervals`` / ``drops["worker_lost"]`` in the status)
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["DaskLiveExecutor", "check_fanout"]
 
 log = logging.getLogger(__name__)
+
+#: a version switch is placed this many seconds of trains beyond the last one taken
+SWITCH_MARGIN_S = 0.5
 
 
 class Backend(Protocol):
@@ -111,12 +115,16 @@ class DaskLiveExecutor:
         self._idle_s = 0.0
         #: ids of every train the workers took, per merged delta (for checks and tests)
         self.train_ids: list[np.ndarray] = []
+        self.late_switches = 0
+        self._last_boundary = -1
+        self._taken_at: collections.deque[tuple[float, int]] = collections.deque(maxlen=8)
+        self._collect_s = 0.0  # how long the last collect took
 
     # -- executor interface -------------------------------------------------------------------
     def open(self, run: Runner) -> None:
         check_fanout(run.config)
         self.run = run
-        self.spec = PipelineSpec.from_config(run.config)
+        self.spec = replace(PipelineSpec.from_config(run.config), fingerprint=run.fingerprint)
         addresses = self.backend.workers()
         if self.n_workers is not None:
             addresses = addresses[: self.n_workers]
@@ -137,9 +145,13 @@ class DaskLiveExecutor:
             if not self._alive():
                 log.error("every worker was lost: stopping")
                 return False
-            if limit is not None or timeout is not None:  # peeking costs a task per worker
+            control = self.run.control
+            steer = control is not None and control.pending()
+            if limit is not None or timeout is not None or steer:  # a task per worker
                 peeks = [p for p in self._peek(self._alive()).values() if p]
                 self.taken = max(self.taken, sum(p["taken"] for p in peeks))
+                if steer:
+                    self._switch_workers(peeks)
                 if timeout is not None and peeks and min(p["idle_s"] for p in peeks) > timeout:
                     log.warning("no train for %.1f s: stopping", timeout)
                     return False
@@ -151,6 +163,13 @@ class DaskLiveExecutor:
 
     def collect(self, fn: Any = tasks.live_swap) -> Partial | None:
         """Swap out every worker's delta and merge them in a Dask tree."""
+        started = time.monotonic()
+        try:
+            return self._collect(fn)
+        finally:
+            self._collect_s = time.monotonic() - started
+
+    def _collect(self, fn: Any) -> Partial | None:
         reuse = fn is tasks.live_swap
         futs = {
             s.name: (s.pending if reuse and s.pending is not None else None)
@@ -163,6 +182,9 @@ class DaskLiveExecutor:
             root = self.backend.merge_tree(ok, merge_partials, self.spec)
             try:
                 delta = self.backend.result(root, timeout=self.collect_timeout)
+                control = self.run.control
+                if control is not None and len(delta.train_ids):
+                    control.note_trains(int(delta.train_ids.max()), len(delta.train_ids))
             except Exception as e:  # a worker lost while merging: those deltas are gone
                 log.warning("merge of %d deltas failed (%s): interval lost", len(ok), e)
                 self._lost.lose("worker_lost", len(ok))
@@ -185,8 +207,53 @@ class DaskLiveExecutor:
     def pending(self) -> Counters | None:
         return None
 
+    def reconfigure(self, run: Runner, boundary: int) -> None:
+        """Every worker switches to ``run``'s new config version from train ``boundary`` on
+        (trains below it stay with the version before)."""
+        self.spec = replace(PipelineSpec.from_config(run.config), fingerprint=run.fingerprint)
+        futs = {
+            s.name: self.backend.call_on(s.address, tasks.live_switch, s.name, self.spec, boundary)
+            for s in self._alive()
+        }
+        self.backend.wait(list(futs.values()), self.collect_timeout)
+        for name, f in futs.items():
+            answer = self.backend.result(f) if self.backend.state(f) == "finished" else None
+            if answer is None or answer.get("late"):
+                self.late_switches += 1
+                log.error("worker %s did not switch before train %d", name, boundary)
+        self._last_boundary = boundary
+
+    def _switch_workers(self, peeks: list[dict[str, Any]]) -> None:
+        """Place the boundary of the queued versions beyond every worker's last train (or at
+        a replayed version's recorded train) and switch there."""
+        alive = self._alive()
+        if not alive or any(s.pending is not None for s in alive):
+            return  # a slow swap of the old version is still out: switch at the next pump
+        ids = [p.get("last_id", -1) for p in peeks]
+        last = max(ids, default=-1)
+        now = time.monotonic()
+        self._taken_at.append((now, sum(p["taken"] for p in peeks)))
+        if last < 0 or min(ids) < self._last_boundary:
+            return  # no train yet, or a worker has not yet reached the previous boundary
+        (t0, n0), (t1, n1) = self._taken_at[0], self._taken_at[-1]
+        if t1 - t0 < 0.2:
+            return  # the train rate is not known yet: ask again at the next pump
+        # beyond the trains that arrive while the old version is collected and the switch sent
+        ahead = (n1 - n0) / (t1 - t0) * (SWITCH_MARGIN_S + 2 * self._collect_s)
+        boundary = last + max(3, int(ahead) + 1)
+        due = self.run.control.next_due() or 0
+        if due > last:  # a replayed version: exactly at its recorded train
+            boundary = due
+        elif due:
+            log.error("version due at train %d, workers are at %d: switching later", due, last)
+            self.late_switches += 1
+        switch = self.run.control.next_switch(boundary)
+        if switch is not None:
+            self.run.steering.switch(switch, boundary)
+
     def info(self) -> dict[str, Any]:
         return {
+            **({"late_version_switches": self.late_switches} if self.late_switches else {}),
             "workers": len(self.slots),
             "workers_lost": len(self.lost),
             "lost_workers": dict(self.lost),

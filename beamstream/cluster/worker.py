@@ -19,7 +19,7 @@ from beamstream.cluster.spec import PipelineSpec
 from beamstream.processors.pipeline import Pipeline
 from beamstream.sources import Source, open_source
 
-__all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_finish"]
+__all__ = ["LiveWorker", "live_loop", "live_swap", "live_peek", "live_switch", "live_finish"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ class LiveWorker:
             self.pipeline, spec.fingerprint, max_records=self.config.run.records
         )
         self.receiver: Source | None = None
+        #: the version before the last switch: trains with ids below ``switch_at`` go there
+        self.old: Accumulation | None = None
+        self.switch_at: int | None = None
+        self.previous: list[Partial] = []
+        self.last_id = -1  # the highest train id taken
         self.taken = 0  # trains taken from the receiver, over the whole run
         self.last_train_at = time.monotonic()
         self._lock = threading.Lock()
@@ -64,7 +69,10 @@ class LiveWorker:
                         break
                     continue
                 with self._lock:
-                    self.acc.process(train)
+                    tid = int(train.train_id)
+                    old = self.old is not None and self.switch_at is not None
+                    (self.old if old and tid < self.switch_at else self.acc).process(train)
+                    self.last_id = max(self.last_id, tid)
                     self.taken += 1
                     self.last_train_at = time.monotonic()
             return self.receiver.stats()
@@ -76,10 +84,32 @@ class LiveWorker:
         self._stop.set()
 
     def swap(self) -> Partial:
-        """The partial state since the last swap (the accumulation restarts from empty)."""
+        """The partial state since the last swap (the accumulation restarts from empty); the
+        partials of earlier versions since then ride along in ``previous``."""
         rx = self.receiver.stats() if self.receiver is not None else {}
         with self._lock:
-            return self.acc.take({self.name: rx})
+            out = self.acc.take({self.name: rx})
+            out.previous, self.previous = self.previous, []
+            if self.old is not None and self.old.counters.received:
+                out.previous.append(self.old.take())
+            return out
+
+    def switch(self, spec: PipelineSpec, from_train_id: int) -> dict[str, Any]:
+        """Process trains from ``from_train_id`` on with ``spec`` (a new config version).
+
+        Trains with lower ids still go to the version before. ``late`` in the answer: this
+        worker had already processed a train at or beyond the boundary with the old version.
+        """
+        config = spec.config()
+        acc = Accumulation(Pipeline(config), spec.fingerprint, max_records=config.run.records)
+        with self._lock:
+            late = self.last_id >= from_train_id
+            acc._recent = self.acc._recent  # one window of duplicate ids
+            if self.old is not None and self.old.counters.received:
+                self.previous.append(self.old.take())
+            self.old, self.acc, self.switch_at = self.acc, acc, int(from_train_id)
+            self.spec, self.config = spec, config
+        return {"late": late, "last_id": self.last_id}
 
     def peek(self) -> dict[str, Any]:
         """Progress: trains taken (whole run) and seconds since the last one."""
@@ -87,6 +117,7 @@ class LiveWorker:
             "taken": self.taken,
             "idle_s": time.monotonic() - self.last_train_at,
             "connected": self.receiver is not None,
+            "last_id": self.last_id,
             "running": not self.done.is_set(),
         }
 
@@ -124,6 +155,11 @@ def live_peek(name: str) -> dict[str, Any] | None:
     with _REGISTRY_LOCK:
         w = _REGISTRY.get(name)
     return None if w is None else w.peek()
+
+
+def live_switch(name: str, spec: PipelineSpec, from_train_id: int) -> dict[str, Any]:
+    """Task: the named worker switches to ``spec`` from train ``from_train_id`` on."""
+    return _get(name).switch(spec, from_train_id)
 
 
 def live_finish(name: str, timeout: float = 10.0) -> Partial:

@@ -179,9 +179,15 @@ def write_results_file(
     extra: Mapping[str, Any] | None = None,
     compression: Mapping[str, Any] | None = None,
     fsync: bool = True,
+    versions: Sequence[Any] = (),
+    closed: Sequence[Any] = (),
     closed_epochs: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout."""
+    """Write (atomically replace) a complete results file; see ``docs/hdf5.md`` for the layout.
+
+    ``versions`` / ``closed``: the config versions and closed segments of a steered run
+    (``/entry/control``, see ``docs/control.md``).
+    """
     total = combine_segments(segments)
     with atomic_h5(path, fsync=fsync) as f:
         f.attrs.update(
@@ -228,6 +234,10 @@ def write_results_file(
             )
             entry["records"] = h5py.ExternalLink(records_files[-1], "/records")
             entry["records_index"] = h5py.ExternalLink(records_files[-1], "/records_index")
+        if versions:
+            from beamstream.control.segments import write_control
+
+            write_control(entry, versions, closed, snapshot["epoch"], _write_state, compression)
     if has_iq(results):  # SAS tools read a file of NXcanSAS entries only
         with atomic_h5(cansas_path_for(path), fsync=fsync) as f:
             write_cansas(f, results, config_text, title)

@@ -140,10 +140,12 @@ class HDF5Sink(Sink):
             "write_errors": dict(self.guard.errors + rec.guard.errors),
             "status": snapshot.status,
         }
+        versions = snapshot.versions
+        running = [v for v in versions if v.first_train_id is not None]
         self.guard.attempt(
             lambda: write_results_file(
                 self.path,
-                config_text=self._config_text,
+                config_text=running[-1].config_text if running else self._config_text,
                 config_path=self._config_path,
                 results=snapshot.results,
                 states=snapshot.states,
@@ -159,6 +161,8 @@ class HDF5Sink(Sink):
                 compression=self.compression,
                 fsync=self.fsync,
                 closed_epochs=self._epochs,
+                versions=versions,
+                closed=snapshot.closed,
             ),
             final=snapshot.final,
         )

@@ -34,6 +34,8 @@ class Snapshot:
         "status",
         "epoch",
         "final",
+        "versions",
+        "closed",
         "records_seq",
         "_results",
         "_lock",
@@ -49,6 +51,8 @@ class Snapshot:
         *,
         epoch: int = 0,
         final: bool = False,
+        versions: tuple[Any, ...] = (),
+        closed: tuple[Any, ...] = (),
     ):
         self.seq = seq
         self.time = time
@@ -56,6 +60,10 @@ class Snapshot:
         self.status = dict(status or {})
         self.epoch = epoch
         self.final = final
+        #: the run's config versions (`beamstream.control.versions.Version` copies), if steered
+        self.versions = versions
+        #: closed segments (`beamstream.control.segments.ClosedSegment`), oldest first
+        self.closed = closed
         #: the hub's record sequence number when published: the records of the trains whose
         #: updates the states hold are exactly those up to it (set by `Hub.publish`)
         self.records_seq = 0

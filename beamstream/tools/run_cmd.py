@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ def run_pipeline(
     dashboard_port: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    versions: str | None = None,
+    control_port: int = 0,
+    control_address: str = "127.0.0.1",
+    control_token: str | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` with its sinks; returns the final status.
 
@@ -65,7 +70,15 @@ def run_pipeline(
     keeps the config's sinks (see `beamstream.sinks.dashboard.dashboard_sinks`).
     ``workers`` / ``scheduler`` (default: the config's ``[cluster]``; ``workers=0``: none) fan the
     run out over Dask workers (`beamstream.cluster.live.DaskLiveExecutor`).
+    ``versions``: a results file whose version log is replayed (each version switched to at the
+    train id it started at live); the pipeline comes from the log, the source from ``config``.
+    ``control_*``: where the control API is served without a dashboard (with one, it shares
+    the dashboard's server); see `beamstream.control.session`.
     """
+    from beamstream.control.session import ControlSession
+
+    session = ControlSession.prepare(config, output=output, resume=resume, versions=versions)
+    config = session.config
     states = None
     if resume is not None:
         from beamstream.formats.epochs import read_closed_epochs
@@ -100,7 +113,10 @@ def run_pipeline(
         workers, scheduler = config.cluster.workers, config.cluster.scheduler
     recorders = [s for s in sinks if isinstance(s, RawRecorder)]
     sinks = [s for s in sinks if not isinstance(s, RawRecorder)]
-    kw: dict[str, Any] = dict(hub=hub, states=states, status_out=status_out)
+    kw: dict[str, Any] = dict(
+        hub=hub, states=states, status_out=status_out, control=session.controller
+    )
+    serve = (control_port, control_address, control_token, status_out)
     if workers or scheduler:
         from beamstream.cluster.dask_backend import DaskBackend
         from beamstream.cluster.live import DaskLiveExecutor, check_fanout
@@ -113,16 +129,20 @@ def run_pipeline(
             )
         with DaskBackend.connect(workers, scheduler) as backend:
             config, relay = _relay(config, hub, len(backend.workers()))
+            session.adopt(config)
             try:
                 runner = Runner(config, DaskLiveExecutor(backend), sinks, **kw)
-                return run_with_diagnosis(runner, sinks, trains, duration)
+                with session.serving(runner, sinks, *serve):
+                    return run_with_diagnosis(runner, sinks, trains, duration)
             finally:
                 if relay is not None:
                     relay.close()
     config, source = _stream_geometry(config, hub)
+    session.adopt(config)
     try:
         runner = Runner(config, LocalExecutor(source, recorders=recorders), sinks, **kw)
-        return run_with_diagnosis(runner, sinks, trains, duration)
+        with session.serving(runner, sinks, *serve):
+            return run_with_diagnosis(runner, sinks, trains, duration)
     finally:
         if source is not None:
             source.close()  # opened here for its geometry, not by the executor
@@ -202,6 +222,10 @@ def _handler(args: argparse.Namespace) -> int:
         dashboard_port=args.dashboard_port,
         workers=args.workers,
         scheduler=args.scheduler,
+        versions=args.versions,
+        control_port=args.control_port,
+        control_address=args.control_address,
+        control_token=args.control_token or os.environ.get("BEAMSTREAM_TOKEN"),
     )
     print(
         f"processed {status['processed']} trains ({status['frames']} frames) in "
@@ -264,6 +288,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PORT",
         help="port of the live dashboard on 127.0.0.1 (default 5006, or a free port when taken; "
         "0: a free port)",
+    )
+    p.add_argument(
+        "--versions",
+        metavar="RESULTS",
+        help="replay the config versions recorded in this results file, each switched to at the "
+        "train it started at (the pipeline comes from the file, the trains from CONFIG's source)",
+    )
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the control API with --no-dashboard (default: a free port; with a "
+        "dashboard the API is on the dashboard's port)",
+    )
+    p.add_argument(
+        "--control-address",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="interface of the control API with --no-dashboard (beyond 127.0.0.1 a token is "
+        "required)",
+    )
+    p.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="token the control API requires (default: $BEAMSTREAM_TOKEN; one is made and "
+        "printed when bound beyond 127.0.0.1)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(

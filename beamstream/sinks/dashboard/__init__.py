@@ -7,7 +7,14 @@ the same panels as one standalone HTML file. See ``docs/dashboard.md``.
 
 from typing import Any
 
-__all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+__all__ = [
+    "DashboardSink",
+    "load_mask",
+    "dashboard_sinks",
+    "connect_reset",
+    "connect_control",
+    "DEFAULT_PORT",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -36,6 +36,7 @@ from beamstream.sinks.dashboard.header import STALE_AFTER, HeaderPanel
 from beamstream.sinks.dashboard.live import LatestImagePanel, RecordsPanel, StatusPanel
 from beamstream.sinks.dashboard.panels import LinesPanel, Panel, make_panel
 from beamstream.sinks.dashboard.prep import Selection, short_name
+from beamstream.sinks.dashboard.steer import SteerPanel
 from beamstream.sinks.dashboard.views import Controls
 from beamstream.sinks.hub import Hub
 
@@ -87,6 +88,9 @@ class DashboardApp:
         Largest side of a displayed image (larger images are block-averaged).
     history
         Per-train records kept for the scalar plots.
+    control
+        The run's `beamstream.control.controller.Controller`: adds the steering panel (ROIs,
+        mask editor, settings, version and change log; see `SteerPanel`).
     reset_allowed
         False for a session opened without the run's control token: its reset button is
         disabled, and a click sent anyway is refused and reported to ``on_refused``.
@@ -104,11 +108,13 @@ class DashboardApp:
         mask: np.ndarray | None = None,
         max_image: int = 512,
         history: int = 2000,
+        control: Any = None,
         reset_allowed: bool = True,
         on_refused: Callable[[], None] | None = None,
         stale_after: tuple[float, float] = STALE_AFTER,
     ):
         self.hub = hub
+        self.control = control
         self.reset_allowed = reset_allowed
         self.on_refused = on_refused
         self.stale_after = stale_after
@@ -182,6 +188,11 @@ class DashboardApp:
         )
         self.latest = LatestImagePanel(self.mask)
         self.records = RecordsPanel(self.history)
+        self.steer = (
+            SteerPanel(self.control, self.hub, self.latest.image.fig, lambda: self.latest.last)
+            if self.control is not None
+            else None
+        )
         self.results_box = row(
             Div(text="<i>waiting for results…</i>"),
             name="results",
@@ -192,6 +203,8 @@ class DashboardApp:
     def build(self, doc: Document) -> Document:
         """Lay the panels out in ``doc`` and add the periodic update callback."""
         self.doc = doc
+        if self.steer is not None:
+            self.steer.doc = doc
         doc.title = self.title
         colour = column(Div(text="colour"), self.scale, self.levels)
         controls = row(
@@ -210,6 +223,7 @@ class DashboardApp:
                 self.header.div,
                 controls,
                 row(self.status.layout, self.latest.layout),
+                *([self.steer.layout] if self.steer is not None else []),
                 self.records.layout,
                 self.results_box,
                 name="dashboard",
@@ -323,6 +337,8 @@ class DashboardApp:
             self._update_results(snap.results)
         if new_view:
             self._latest_curves(view, snap)
+        if self.steer is not None:
+            self.steer.update(self.controls.selection.slot)
 
     def _update_results(self, results: dict[str, dict[str, Any]]) -> None:
         keys: set[float] = set()

@@ -67,12 +67,14 @@ class LatestImagePanel:
         )
         self.layout = column(self.waiting, self.image.fig, name="panel:latest")
         self.train_id: int | None = None
+        self.last: np.ndarray | None = None  # the last image shown (full resolution)
 
     def update(self, view: Any, controls: Controls) -> bool:
         """Show ``view``'s frames; False when there is nothing to show."""
         img = latest_frames_image(view, controls.selection.slot)
         if img is None:
             return False
+        self.last = img
         self.train_id = int(view.train_id)
         slot = controls.selection.slot
         slots = tuple(getattr(view, "slots", ()))

@@ -27,6 +27,9 @@ __all__ = ["DashboardServer", "default_origins"]
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: no request to the dashboard's server needs a larger body (the control API answers 413 above
+#: 256 KiB, reading up to this much to say so)
+_MAX_BODY = 16 << 20
 
 
 class _ClosedPageFilter(logging.Filter):
@@ -74,8 +77,11 @@ class DashboardServer:
         address: str = "127.0.0.1",
         allow_websocket_origin: Sequence[str] = (),
         path: str = "/",
+        extra_patterns: Sequence[tuple] = (),
     ):
         self.make_doc = make_doc
+        #: further tornado routes served beside the app (e.g. the control API)
+        self.extra_patterns = list(extra_patterns)
         self.requested_port = int(port)
         self.address = address
         self.extra_origins = list(allow_websocket_origin)
@@ -128,8 +134,9 @@ class DashboardServer:
                 {self.path: app},
                 extra_websocket_origins=self.origins,
                 absolute_url=None,
+                extra_patterns=self.extra_patterns,
             )
-            http = HTTPServer(tornado_app, xheaders=False)
+            http = HTTPServer(tornado_app, xheaders=False, max_body_size=_MAX_BODY)
             http.add_sockets(sockets)
             self._server = BaseServer(self._loop, tornado_app, http)
             self._server.start()

@@ -28,7 +28,14 @@ from beamstream.sinks.dashboard.app import DashboardApp
 from beamstream.sinks.dashboard.server import DashboardServer
 from beamstream.sinks.hub import Hub, Snapshot
 
-__all__ = ["DashboardSink", "load_mask", "dashboard_sinks", "connect_reset", "DEFAULT_PORT"]
+__all__ = [
+    "DashboardSink",
+    "load_mask",
+    "dashboard_sinks",
+    "connect_reset",
+    "connect_control",
+    "DEFAULT_PORT",
+]
 
 #: port of the dashboard of ``beamstream run`` unless told otherwise (a free port when taken)
 DEFAULT_PORT = 5006
@@ -117,6 +124,9 @@ class DashboardSink(Sink):
         self.out = out
         self.port_fallback = bool(port_fallback)
         self.apps: list[DashboardApp] = []
+        #: the run's `beamstream.control.controller.Controller` (settings, ROIs, versions)
+        self.control: Any = None
+        self.control_token: str | None = None
         self.token = control_token(token, address)
         self.refused_resets = 0
         self.server = DashboardServer(self._make_doc, port, address, allow_websocket_origin)
@@ -139,6 +149,7 @@ class DashboardSink(Sink):
         if hub is None:  # pragma: no cover - sessions only exist after open()
             return
         assembled.use_config(hub.config_text, hub.info.get("config_path") or "<string>")
+        allowed = session_has_token(doc, self.token)  # may reset and steer the run
         app = DashboardApp(
             hub,
             update_hz=self.update_hz,
@@ -147,7 +158,8 @@ class DashboardSink(Sink):
             mask=self.mask,
             max_image=self.max_image,
             history=self.history,
-            reset_allowed=session_has_token(doc, self.token),
+            control=self.control if allowed else None,
+            reset_allowed=allowed,
             on_refused=self._refused,
         )
         self.apps = [*self.apps[-15:], app]
@@ -248,6 +260,22 @@ def dashboard_sinks(
         chosen = DEFAULT_PORT if port is None else int(port)
         dashboards = [DashboardSink(port=chosen, port_fallback=port is None)]
     return others + dashboards
+
+
+def connect_control(sinks: list[Sink], control: Any, token: str | None = None) -> str | None:
+    """Serve the control API of ``control`` on the first dashboard's server (before it starts);
+    its address, or None when there is no dashboard."""
+    from beamstream.control.api import api_routes, is_loopback, new_token
+
+    for s in sinks:
+        if isinstance(s, DashboardSink):
+            if token is None and not is_loopback(s.server.address):
+                token = s.token or new_token()  # one token for the page and the API
+            s.server.extra_patterns.extend(api_routes(control, token))
+            s.control = control
+            s.control_token = token
+            return s.server.address
+    return None
 
 
 def connect_reset(sinks: list[Sink], reset: Callable[[], None]) -> None:
